@@ -1,0 +1,47 @@
+// Values that cross the engine's boundary: what a call returns and what memory it left behind.
+// Plain data: no V8 types, no behaviour.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+
+#include "absl/strings/string_view.h"
+#include <string>
+
+namespace tandem::engine {
+
+// A block's final writes: key -> value, last write of a key wins. An empty value deletes the key.
+using BlockWrites = std::map<std::string, std::string, std::less<>>;
+
+// Memory of one instance, read after every call.
+struct MemoryReadout {
+  uint64_t linear_memory_bytes = 0;    // The guest's linear memory (what the cap applies to).
+  uint64_t heap_used_bytes = 0;        // V8 heap figures of the instance's isolate.
+  uint64_t heap_total_bytes = 0;
+  uint64_t heap_limit_bytes = 0;
+  uint64_t external_memory_bytes = 0;
+  uint64_t malloced_memory_bytes = 0;
+};
+
+struct BlockResult {
+  BlockWrites writes;
+  MemoryReadout memory;
+};
+
+// The answer of a view or an init call: the bytes the export's returned pointer designates.
+struct CallResult {
+  std::string answer;
+  MemoryReadout memory;
+};
+
+// Receives the guests' `__log` lines. Implemented above the engine (the server's log).
+// Threading: called from instance threads, concurrently for different instances.
+class GuestLogSink {
+ public:
+  virtual ~GuestLogSink() = default;
+  // `instance` names the instance ("generation 12"); `text` is at most the per-line cap.
+  virtual void OnGuestLog(absl::string_view instance, absl::string_view text) = 0;
+};
+
+}  // namespace tandem::engine

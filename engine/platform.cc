@@ -1,0 +1,204 @@
+// The process-wide V8 platform: initialised once, with the page allocator that notices when the
+// host fails to provide memory. It must never be torn down while instances exist.
+#include "engine/platform.h"
+
+#include <libplatform/libplatform.h>
+#include <v8.h>
+
+#include <memory>
+#include <utility>
+
+#include "absl/base/call_once.h"
+#include "absl/strings/str_cat.h"
+
+namespace tandem::engine {
+namespace {
+
+thread_local HostMemoryWatch* current_watch = nullptr;
+std::atomic<size_t> failure_threshold_for_testing{0};
+
+// Forwards to V8's own page allocator and reports failures to the calling thread's watch.
+// Threading: V8 calls it from any thread; it keeps no state of its own beyond the wrapped
+// allocator (itself thread-safe) and the atomic test threshold.
+class WatchedPageAllocator final : public v8::PageAllocator {
+ public:
+  explicit WatchedPageAllocator(v8::PageAllocator& inner) : inner_(inner) {}
+
+  size_t AllocatePageSize() override { return inner_.AllocatePageSize(); }
+  size_t CommitPageSize() override { return inner_.CommitPageSize(); }
+  void SetRandomMmapSeed(int64_t seed) override { inner_.SetRandomMmapSeed(seed); }
+  void* GetRandomMmapAddr() override { return inner_.GetRandomMmapAddr(); }
+
+  void* AllocatePages(void* address, size_t length, size_t alignment,
+                      Permission access) override {
+    if (InjectFailure(length)) {
+      HostMemoryWatch::RecordFailureOnThisThread(
+          absl::StrCat("reservation of ", length, " bytes failed (injected)"));
+      return nullptr;
+    }
+    void* result = inner_.AllocatePages(address, length, alignment, access);
+    if (result == nullptr) {
+      HostMemoryWatch::RecordFailureOnThisThread(
+          absl::StrCat("reservation of ", length, " bytes failed"));
+    }
+    return result;
+  }
+  bool FreePages(void* address, size_t length) override {
+    return inner_.FreePages(address, length);
+  }
+  bool ReleasePages(void* address, size_t length, size_t new_length) override {
+    return inner_.ReleasePages(address, length, new_length);
+  }
+  bool SetPermissions(void* address, size_t length, Permission permissions) override {
+    bool commits = permissions != Permission::kNoAccess;
+    if (commits && InjectFailure(length)) {
+      HostMemoryWatch::RecordFailureOnThisThread(
+          absl::StrCat("commit of ", length, " bytes failed (injected)"));
+      return false;
+    }
+    bool ok = inner_.SetPermissions(address, length, permissions);
+    if (!ok && commits) {
+      HostMemoryWatch::RecordFailureOnThisThread(
+          absl::StrCat("commit of ", length, " bytes failed"));
+    }
+    return ok;
+  }
+  bool DiscardSystemPages(void* address, size_t size) override {
+    return inner_.DiscardSystemPages(address, size);
+  }
+  bool DecommitPages(void* address, size_t size) override {
+    return inner_.DecommitPages(address, size);
+  }
+  bool ReserveForSharedMemoryMapping(void* address, size_t size) override {
+    return inner_.ReserveForSharedMemoryMapping(address, size);
+  }
+  std::unique_ptr<SharedMemory> AllocateSharedPages(size_t length,
+                                                    const void* original_address) override {
+    return inner_.AllocateSharedPages(length, original_address);
+  }
+  bool CanAllocateSharedPages() override { return inner_.CanAllocateSharedPages(); }
+
+ private:
+  static bool InjectFailure(size_t length) {
+    size_t threshold = failure_threshold_for_testing.load(std::memory_order_relaxed);
+    return threshold != 0 && current_watch != nullptr && length > threshold;
+  }
+
+  v8::PageAllocator& inner_;
+};
+
+// libplatform's default platform with the watched page allocator in front. Everything else is
+// forwarded unchanged. libplatform's free functions (PumpMessageLoop, NotifyIsolateShutdown)
+// cast their argument to the default platform, so they are always given `inner_`.
+class TandemPlatform final : public v8::Platform {
+ public:
+  explicit TandemPlatform(std::unique_ptr<v8::Platform> inner)
+      : inner_(std::move(inner)), page_allocator_(*inner_->GetPageAllocator()) {}
+
+  v8::Platform& inner() { return *inner_; }
+
+  v8::PageAllocator* GetPageAllocator() override { return &page_allocator_; }
+  v8::ZoneBackingAllocator* GetZoneBackingAllocator() override {
+    return inner_->GetZoneBackingAllocator();
+  }
+  void OnCriticalMemoryPressure() override { inner_->OnCriticalMemoryPressure(); }
+  bool OnCriticalMemoryPressure(size_t length) override {
+    return inner_->OnCriticalMemoryPressure(length);
+  }
+  int NumberOfWorkerThreads() override { return inner_->NumberOfWorkerThreads(); }
+  std::shared_ptr<v8::TaskRunner> GetForegroundTaskRunner(v8::Isolate* isolate) override {
+    return inner_->GetForegroundTaskRunner(isolate);
+  }
+  void CallOnWorkerThread(std::unique_ptr<v8::Task> task) override {
+    inner_->CallOnWorkerThread(std::move(task));
+  }
+  void CallBlockingTaskOnWorkerThread(std::unique_ptr<v8::Task> task) override {
+    inner_->CallBlockingTaskOnWorkerThread(std::move(task));
+  }
+  void CallLowPriorityTaskOnWorkerThread(std::unique_ptr<v8::Task> task) override {
+    inner_->CallLowPriorityTaskOnWorkerThread(std::move(task));
+  }
+  void CallDelayedOnWorkerThread(std::unique_ptr<v8::Task> task,
+                                 double delay_in_seconds) override {
+    inner_->CallDelayedOnWorkerThread(std::move(task), delay_in_seconds);
+  }
+  bool IdleTasksEnabled(v8::Isolate* isolate) override { return inner_->IdleTasksEnabled(isolate); }
+  std::unique_ptr<v8::JobHandle> PostJob(v8::TaskPriority priority,
+                                         std::unique_ptr<v8::JobTask> job_task) override {
+    return inner_->PostJob(priority, std::move(job_task));
+  }
+  double MonotonicallyIncreasingTime() override { return inner_->MonotonicallyIncreasingTime(); }
+  double CurrentClockTimeMillis() override { return inner_->CurrentClockTimeMillis(); }
+  StackTracePrinter GetStackTracePrinter() override { return inner_->GetStackTracePrinter(); }
+  v8::TracingController* GetTracingController() override {
+    return inner_->GetTracingController();
+  }
+  void DumpWithoutCrashing() override { inner_->DumpWithoutCrashing(); }
+
+ private:
+  std::unique_ptr<v8::Platform> inner_;
+  WatchedPageAllocator page_allocator_;
+};
+
+// Set once under `init_once`, never freed: V8 cannot be re-initialised in a process.
+absl::once_flag init_once;
+TandemPlatform* platform = nullptr;
+absl::Status* init_status = nullptr;
+
+}  // namespace
+
+HostMemoryWatch::HostMemoryWatch() : outer_(current_watch) { current_watch = this; }
+
+HostMemoryWatch::~HostMemoryWatch() { current_watch = outer_; }
+
+void HostMemoryWatch::RecordFailureOnThisThread(std::string what) {
+  HostMemoryWatch* watch = current_watch;
+  if (watch == nullptr || watch->failed_) return;
+  watch->failed_ = true;
+  watch->failure_ = std::move(what);
+}
+
+absl::Status InitializeV8(const PlatformOptions& options) {
+  absl::call_once(init_once, [&options] {
+    if (!options.v8_flags.empty()) {
+      v8::V8::SetFlagsFromString(options.v8_flags.data(), options.v8_flags.size());
+    }
+    if (!v8::V8::InitializeICU()) {
+      init_status = new absl::Status(absl::InternalError("V8 could not initialise ICU"));
+      return;
+    }
+    platform = new TandemPlatform(v8::platform::NewDefaultPlatform());
+    v8::V8::InitializePlatform(platform);
+    if (!v8::V8::Initialize()) {
+      init_status = new absl::Status(absl::InternalError("V8 failed to initialise"));
+      return;
+    }
+    // Out-of-bounds wasm memory accesses become traps through guard regions and a signal
+    // handler; Node installs it for itself, an embedder must ask.
+    if (!v8::V8::EnableWebAssemblyTrapHandler(/*use_v8_signal_handler=*/true)) {
+      init_status =
+          new absl::Status(absl::InternalError("V8 could not install the WebAssembly trap handler"));
+      return;
+    }
+    init_status = new absl::Status();
+  });
+  return *init_status;
+}
+
+v8::Platform& V8Platform() { return *platform; }
+
+void PumpForegroundTasks(v8::Isolate* isolate) {
+  while (v8::platform::PumpMessageLoop(&platform->inner(), isolate,
+                                       v8::platform::MessageLoopBehavior::kDoNotWait)) {
+  }
+}
+
+void NotifyIsolateShutdown(v8::Isolate* isolate) {
+  v8::platform::NotifyIsolateShutdown(&platform->inner(), isolate);
+}
+
+void SetHostMemoryFailureThresholdForTesting(size_t bytes) {
+  failure_threshold_for_testing.store(bytes, std::memory_order_relaxed);
+}
+
+}  // namespace tandem::engine

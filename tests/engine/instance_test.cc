@@ -1,0 +1,312 @@
+// Tests for instances: every host ABI function, failure causes, deadlines, concurrency, memory.
+#include "engine/instance.h"
+
+#include <atomic>
+#include <thread>
+#include <vector>
+
+#include "absl/synchronization/mutex.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/engine/bitcoin_fixtures.h"
+#include "tests/engine/test_support.h"
+
+namespace tandem::engine {
+namespace {
+
+using ::testing::HasSubstr;
+using testing::LoadGuestOrDie;
+using testing::MemoryStateReader;
+using testing::U32Le;
+
+constexpr absl::Duration kDeadline = absl::Seconds(30);
+
+class RecordingLogSink : public GuestLogSink {
+ public:
+  void OnGuestLog(absl::string_view instance, absl::string_view text) override {
+    absl::MutexLock lock(&mu_);
+    lines_.push_back(absl::StrCat(instance, ": ", text));
+  }
+  std::vector<std::string> lines() {
+    absl::MutexLock lock(&mu_);
+    return lines_;
+  }
+
+ private:
+  absl::Mutex mu_;
+  std::vector<std::string> lines_ ABSL_GUARDED_BY(mu_);
+};
+
+std::unique_ptr<Instance> NewInstanceOrDie(const Module& module, InstanceOptions options = {}) {
+  absl::StatusOr<std::unique_ptr<Instance>> instance = Instance::Create(module, std::move(options));
+  EXPECT_TRUE(instance.ok()) << instance.status();
+  return instance.ok() ? *std::move(instance) : nullptr;
+}
+
+// The reads_and_writes guest's operations (see guests/README.md).
+enum Op : uint8_t { kWrite = 1, kRead = 2, kDelete = 3, kLog = 4 };
+std::string Operation(Op op, absl::string_view key, absl::string_view value = "") {
+  return absl::StrCat(std::string(1, static_cast<char>(op)), U32Le(key.size()), key,
+                      U32Le(value.size()), value);
+}
+
+TEST(InstanceTest, MinimalGuestRunsABlockAndAView) {
+  auto module = LoadGuestOrDie("minimal");
+  auto instance = NewInstanceOrDie(*module);
+  MemoryStateReader reader;
+  absl::StatusOr<BlockResult> block = instance->RunBlock(1, "", reader, kDeadline);
+  ASSERT_TRUE(block.ok()) << block.status();
+  EXPECT_TRUE(block->writes.empty());
+  EXPECT_EQ(block->memory.linear_memory_bytes, 65536u);
+  EXPECT_GT(block->memory.heap_total_bytes, 0u);
+  absl::StatusOr<CallResult> view = instance->RunView("answer", 1, "", reader, kDeadline);
+  ASSERT_TRUE(view.ok()) << view.status();
+  EXPECT_EQ(view->answer, "ok");
+  EXPECT_EQ(instance->calls_completed(), 3u);  // Instantiation, block, view.
+}
+
+TEST(InstanceTest, HostLenAndLoadInputDeliverHeightAndPayload) {
+  auto module = LoadGuestOrDie("reads_and_writes");
+  auto instance = NewInstanceOrDie(*module);
+  MemoryStateReader reader;
+  absl::StatusOr<CallResult> echo = instance->RunView("echo", 77, "payload bytes", reader, kDeadline);
+  ASSERT_TRUE(echo.ok()) << echo.status();
+  EXPECT_EQ(echo->answer, "payload bytes");
+}
+
+TEST(InstanceTest, WritesReadsAndDeletesFollowTheAbi) {
+  auto module = LoadGuestOrDie("reads_and_writes");
+  auto instance = NewInstanceOrDie(*module);
+  MemoryStateReader reader;
+  reader.Put(4, "committed", "old");
+  reader.Put(9, "committed", "too new");  // Above height - 1: must not be seen.
+  reader.Put(4, "deleted-later", "x");
+  std::string block = Operation(kRead, "committed") + Operation(kRead, "missing") +
+                      Operation(kWrite, "fresh", "v1") + Operation(kRead, "fresh") +
+                      Operation(kWrite, "fresh", "v2") + Operation(kDelete, "deleted-later") +
+                      Operation(kRead, "deleted-later");
+  absl::StatusOr<BlockResult> result = instance->RunBlock(6, block, reader, kDeadline);
+  ASSERT_TRUE(result.ok()) << result.status();
+  const BlockWrites expected = {
+      {"committed/read", "old"},  {"missing/read", "-"}, {"fresh", "v2"},
+      {"fresh/read", "v1"},       {"deleted-later", ""}, {"deleted-later/read", "-"},
+  };
+  EXPECT_EQ(result->writes, expected);
+}
+
+TEST(InstanceTest, BlockAtHeightZeroSeesNothingCommitted) {
+  auto module = LoadGuestOrDie("reads_and_writes");
+  auto instance = NewInstanceOrDie(*module);
+  MemoryStateReader reader;
+  reader.Put(0, "k", "v");
+  absl::StatusOr<BlockResult> result =
+      instance->RunBlock(0, Operation(kRead, "k"), reader, kDeadline);
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->writes.at("k/read"), "-");
+}
+
+TEST(InstanceTest, ViewsReadAtTheirHeight) {
+  auto module = LoadGuestOrDie("caching");
+  MemoryStateReader reader;
+  reader.Put(3, "key", "three");
+  reader.Put(5, "key", "five");
+  for (uint32_t height : {3u, 4u, 5u, 9u}) {
+    auto instance = NewInstanceOrDie(*module);
+    absl::StatusOr<CallResult> view = instance->RunView("get", height, "key", reader, kDeadline);
+    ASSERT_TRUE(view.ok()) << view.status();
+    EXPECT_EQ(view->answer, height < 5 ? "three" : "five") << "height " << height;
+  }
+}
+
+TEST(InstanceTest, LogLinesReachTheSinkRateLimited) {
+  auto module = LoadGuestOrDie("reads_and_writes");
+  RecordingLogSink sink;
+  InstanceOptions options;
+  options.label = "generation 3";
+  options.log_sink = &sink;
+  options.max_log_lines_per_call = 2;
+  options.max_log_line_bytes = 5;
+  auto instance = NewInstanceOrDie(*module, options);
+  MemoryStateReader reader;
+  std::string block = Operation(kLog, "hello world") + Operation(kLog, "second") +
+                      Operation(kLog, "dropped");
+  ASSERT_TRUE(instance->RunBlock(1, block, reader, kDeadline).ok());
+  EXPECT_THAT(sink.lines(), ::testing::ElementsAre("generation 3: hello", "generation 3: secon"));
+}
+
+TEST(InstanceTest, OutOfBoundsPointersFailTheCallNamingTheFunction) {
+  auto module = LoadGuestOrDie("reads_and_writes");
+  MemoryStateReader reader;
+  const std::pair<const char*, const char*> cases[] = {
+      {"bad_get_pointer", "__get_len"},
+      {"bad_flush_pointer", "pointer"},
+      {"bad_load_input", "__load_input"},
+      {"bad_get_value_pointer", "__get: destination"},
+      {"bad_log_pointer", "__log"},
+      {"bad_answer_pointer", "returned a bad pointer"},
+  };
+  for (const auto& [view, expected] : cases) {
+    auto instance = NewInstanceOrDie(*module);
+    absl::Status status = instance->RunView(view, 1, "", reader, kDeadline).status();
+    EXPECT_EQ(status.code(), absl::StatusCode::kAborted) << view << ": " << status;
+    EXPECT_THAT(std::string(status.message()), HasSubstr(expected)) << view;
+    EXPECT_THAT(std::string(status.message()), ::testing::ContainsRegex("past the end|no length prefix")) << view;
+    // Sticky: the instance refuses every later call with the original cause.
+    absl::Status later = instance->RunView("echo", 1, "", reader, kDeadline).status();
+    EXPECT_EQ(later.code(), absl::StatusCode::kFailedPrecondition) << later;
+    EXPECT_THAT(std::string(later.message()), HasSubstr(expected));
+    EXPECT_EQ(instance->health().code(), absl::StatusCode::kAborted);
+  }
+}
+
+TEST(InstanceTest, FlushInAViewIsIgnoredAndInAnInitCallRefused) {
+  auto module = LoadGuestOrDie("reads_and_writes");
+  MemoryStateReader reader;
+  auto instance = NewInstanceOrDie(*module);
+  absl::StatusOr<CallResult> view = instance->RunView("flush_in_view", 1, "", reader, kDeadline);
+  ASSERT_TRUE(view.ok()) << view.status();
+  EXPECT_EQ(view->answer, "flushed");
+  absl::Status init = instance->RunInit("flush_in_view", "", kDeadline).status();
+  EXPECT_EQ(init.code(), absl::StatusCode::kAborted) << init;
+  EXPECT_THAT(std::string(init.message()), HasSubstr("cannot write"));
+}
+
+TEST(InstanceTest, ReaderFailureIsAHostError) {
+  auto module = LoadGuestOrDie("reads_and_writes");
+  auto instance = NewInstanceOrDie(*module);
+  MemoryStateReader reader;
+  reader.FailReadsWith(absl::DataLossError("disk on fire"));
+  absl::Status status = instance->RunBlock(2, Operation(kRead, "k"), reader, kDeadline).status();
+  EXPECT_EQ(status.code(), absl::StatusCode::kUnavailable) << status;
+  EXPECT_THAT(std::string(status.message()), HasSubstr("disk on fire"));
+}
+
+TEST(InstanceTest, MissingViewIsNotFoundAndLeavesTheInstanceHealthy) {
+  auto module = LoadGuestOrDie("reads_and_writes");
+  auto instance = NewInstanceOrDie(*module);
+  MemoryStateReader reader;
+  EXPECT_EQ(instance->RunView("no_such_view", 1, "", reader, kDeadline).status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_TRUE(instance->health().ok());
+  EXPECT_TRUE(instance->RunView("echo", 1, "", reader, kDeadline).ok());
+}
+
+struct FailureCase {
+  const char* guest;
+  absl::StatusCode code;
+  const char* cause;
+};
+
+class GuestFailureTest : public ::testing::TestWithParam<FailureCase> {};
+
+TEST_P(GuestFailureTest, FailsWithItsOwnCause) {
+  const FailureCase& failure = GetParam();
+  auto module = LoadGuestOrDie(failure.guest);
+  auto instance = NewInstanceOrDie(*module);
+  MemoryStateReader reader;
+  absl::Status status = instance->RunBlock(1, "", reader, kDeadline).status();
+  EXPECT_EQ(status.code(), failure.code) << status;
+  EXPECT_THAT(std::string(status.message()), HasSubstr(failure.cause));
+  EXPECT_FALSE(instance->health().ok());
+  // A fresh instance of the same module is unaffected.
+  auto fresh = NewInstanceOrDie(*module);
+  EXPECT_TRUE(fresh->health().ok());
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Causes, GuestFailureTest,
+    ::testing::Values(
+        FailureCase{"trapping", absl::StatusCode::kAborted, "unreachable"},
+        FailureCase{"aborting", absl::StatusCode::kAborted,
+                    "guest aborted: guest gave up on purpose at aborting.c:7:3"},
+        FailureCase{"malformed_flush", absl::StatusCode::kAborted, "malformed flush"},
+        FailureCase{"no_flush", absl::StatusCode::kAborted, "without calling __flush"},
+        FailureCase{"deep_recursion", absl::StatusCode::kUnavailable, "native stack"}),
+    [](const ::testing::TestParamInfo<FailureCase>& info) { return std::string(info.param.guest); });
+
+TEST(InstanceTest, RunawayBlockIsTerminatedAtItsDeadline) {
+  auto module = LoadGuestOrDie("runaway");
+  auto instance = NewInstanceOrDie(*module);
+  MemoryStateReader reader;
+  const absl::Duration deadline = absl::Milliseconds(300);
+  absl::Time start = absl::Now();
+  absl::Status status = instance->RunBlock(1, "", reader, deadline).status();
+  absl::Duration took = absl::Now() - start;
+  EXPECT_EQ(status.code(), absl::StatusCode::kDeadlineExceeded) << status;
+  EXPECT_LT(took, deadline + absl::Seconds(1));
+  EXPECT_GE(took, deadline);
+  EXPECT_EQ(instance->health().code(), absl::StatusCode::kDeadlineExceeded);
+  EXPECT_EQ(instance->RunInit("init_ok", "", kDeadline).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  // The next instance works.
+  auto next = NewInstanceOrDie(*module);
+  EXPECT_TRUE(next->RunInit("init_ok", "", kDeadline).ok());
+}
+
+TEST(InstanceTest, RunawayInitCallIsTerminatedToo) {
+  auto module = LoadGuestOrDie("runaway");
+  auto instance = NewInstanceOrDie(*module);
+  absl::Time start = absl::Now();
+  absl::Status status = instance->RunInit("init_runaway", "", absl::Milliseconds(200)).status();
+  EXPECT_EQ(status.code(), absl::StatusCode::kDeadlineExceeded) << status;
+  EXPECT_LT(absl::Now() - start, absl::Milliseconds(200) + absl::Seconds(1));
+}
+
+TEST(InstanceTest, QueuedCallPastItsDeadlineNeverStartsAndHarmsNothing) {
+  auto module = LoadGuestOrDie("runaway");
+  auto instance = NewInstanceOrDie(*module);
+  std::thread runaway([&] {
+    // Occupies the instance thread for 500 ms, then is terminated.
+    EXPECT_EQ(instance->RunInit("init_runaway", "", absl::Milliseconds(500)).status().code(),
+              absl::StatusCode::kDeadlineExceeded);
+  });
+  absl::SleepFor(absl::Milliseconds(100));
+  absl::Status queued = instance->RunInit("init_ok", "", absl::Milliseconds(50)).status();
+  EXPECT_EQ(queued.code(), absl::StatusCode::kDeadlineExceeded) << queued;
+  EXPECT_THAT(std::string(queued.message()), HasSubstr("never started"));
+  runaway.join();
+}
+
+TEST(InstanceTest, TwoInstancesOfOneModuleRunConcurrentlyOnTwoThreads) {
+  auto module = LoadGuestOrDie("runaway");
+  auto first = NewInstanceOrDie(*module);
+  auto second = NewInstanceOrDie(*module);
+  // Both runaway calls must be on CPU at the same time for both to be terminated at ~400 ms; run
+  // serially they would take 800 ms.
+  absl::Time start = absl::Now();
+  std::thread a([&] { (void)first->RunInit("init_runaway", "", absl::Milliseconds(400)); });
+  std::thread b([&] { (void)second->RunInit("init_runaway", "", absl::Milliseconds(400)); });
+  a.join();
+  b.join();
+  EXPECT_LT(absl::Now() - start, absl::Milliseconds(790));
+  EXPECT_EQ(first->health().code(), absl::StatusCode::kDeadlineExceeded);
+  EXPECT_EQ(second->health().code(), absl::StatusCode::kDeadlineExceeded);
+}
+
+TEST(InstanceTest, ConcurrentBlocksOnTwoInstancesGiveIdenticalWrites) {
+  auto module = LoadGuestOrDie("bitcoin_indexer");
+  MemoryStateReader reader;
+  std::string block;
+  for (const testing::FixtureBlock& fixture : testing::LoadFixtureBlocks()) {
+    if (fixture.height == 702861) block = fixture.bytes;  // 1.38 MB, 2,500 transactions.
+  }
+  ASSERT_FALSE(block.empty());
+  BlockWrites writes[2];
+  std::thread threads[2];
+  for (int i = 0; i < 2; ++i) {
+    threads[i] = std::thread([&, i] {
+      auto instance = NewInstanceOrDie(*module);
+      for (int round = 0; round < 3; ++round) {
+        absl::StatusOr<BlockResult> result = instance->RunBlock(702861, block, reader, kDeadline);
+        ASSERT_TRUE(result.ok()) << result.status();
+        writes[i] = result->writes;
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  EXPECT_FALSE(writes[0].empty());
+  EXPECT_EQ(writes[0], writes[1]);
+}
+
+}  // namespace
+}  // namespace tandem::engine
