@@ -21,12 +21,14 @@ function(tandem_add_guest name)
   if(GUEST_REACTOR)
     set(model_flags -mexec-model=reactor)
   endif()
+  # Every header beside the sources: a change to any of them rebuilds the guest.
+  file(GLOB guest_headers CONFIGURE_DEPENDS "${CMAKE_CURRENT_SOURCE_DIR}/*.h")
   add_custom_command(
     OUTPUT "${output}"
     COMMAND "${TANDEM_WASM_CC}" --target=wasm32-wasi "--sysroot=${TANDEM_WASM_SYSROOT}" -O2
             -Wall -Wextra -Werror ${model_flags} ${GUEST_FLAGS}
             -I "${CMAKE_CURRENT_SOURCE_DIR}" -o "${output}" ${sources}
-    DEPENDS ${sources} ${CMAKE_CURRENT_SOURCE_DIR}/tandem_guest.h
+    DEPENDS ${sources} ${guest_headers}
     COMMENT "Building WASM guest ${name}"
     VERBATIM)
   add_custom_target(guest_${name} DEPENDS "${output}")

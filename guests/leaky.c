@@ -38,3 +38,14 @@ TG_EXPORT("leaked") int32_t Leaked(void) {
   tg_write_u64le(answer, leaked_bytes);
   return tg_answer(answer, sizeof answer);
 }
+
+// Init calls for warm-up tests. `init_ok` answers "ok"; `init_runaway` never returns, so a replay
+// log that holds it makes every warm-up run into its deadline.
+static volatile uint32_t spin_counter;
+
+TG_EXPORT("init_ok") int32_t InitOk(void) { return tg_answer("ok", 2); }
+
+TG_EXPORT("init_runaway") int32_t InitRunaway(void) {
+  for (;;) spin_counter++;
+  return 0;
+}

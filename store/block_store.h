@@ -1,0 +1,172 @@
+// BlockStore: committed blocks over RocksDB: height-versioned values, state roots, rollback.
+// It must never know about the engine or guests: it stores bytes per height and nothing else.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "rocksdb/db.h"
+#include "store/replay_log.h"
+#include "store/state_root.h"
+
+namespace tandem::store {
+
+struct BlockStoreOptions {
+  // fsync the WAL on every commit, rollback and replay-log write. Off only for benchmarks and
+  // tests: a power loss may then lose the last commits (never half of one).
+  bool sync = true;
+  ReplayLogLimits replay_log_limits;
+};
+
+// One block to commit.
+struct BlockCommit {
+  uint32_t height = 0;
+  // The block's bytes, borrowed for the duration of CommitBlock. Used only to derive the hash
+  // when `hash` is empty.
+  std::string_view block_bytes;
+  // 32 bytes as given by the client, or empty: the store then uses SHA-256(block_bytes).
+  std::string hash;
+  // When set (32 bytes), must equal the stored hash at height - 1.
+  std::optional<std::string> prev_hash;
+  // The block's final writes; an empty value deletes the key.
+  WriteSet writes;
+};
+
+// What the store keeps about a committed height.
+struct BlockRecord {
+  uint32_t height = 0;
+  std::string hash;        // 32 bytes
+  std::string state_root;  // 32 bytes
+  uint32_t write_count = 0;
+
+  friend bool operator==(const BlockRecord&, const BlockRecord&) = default;
+};
+
+// The committed chain of blocks [start, tip] and the state they wrote, in one RocksDB database.
+//
+// Heights: the first commit on an empty store fixes `start` (any height). After that only tip+1
+// is accepted. Heights below start were never indexed here: GetBlock answers NOT_FOUND for them,
+// Get answers "absent", CommitBlock refuses them with FAILED_PRECONDITION, and Rollback accepts
+// nothing below start - 1. Rolling back to start - 1 empties the chain entirely (the replay log
+// stays), after which the next commit fixes a new start, exactly as on a fresh store.
+//
+// Threading: every method is safe to call from any thread. Get, GetBlock, GetTip and
+// GetStartHeight never block on a writer and see whole blocks only (each commit and rollback is
+// one atomic WriteBatch). CommitBlock and Rollback are serialized by write_mu_; the intended use
+// is one committer thread and many readers. A reader of a height that a concurrent Rollback
+// removes may see either the old or the new state; callers that care order the two themselves.
+class BlockStore {
+ public:
+  // Opens the store at `path`, creating it when `path` does not exist or is an empty directory.
+  // A refused existing database is left byte for byte as it was (its format is checked through a
+  // read-only open that writes nothing, not even RocksDB's LOG). Errors name the path:
+  //   FAILED_PRECONDITION  `path` is not a tandem store (a file, a non-RocksDB directory, a
+  //                        RocksDB without tandem's format-version key) or one of another
+  //                        format version;
+  //   UNAVAILABLE          the database is locked by another process or handle, or I/O failed;
+  //   DATA_LOSS            the database or one of tandem's records is corrupt.
+  static absl::StatusOr<std::unique_ptr<BlockStore>> Open(const std::filesystem::path& path,
+                                                          const BlockStoreOptions& options = {});
+
+  // Flushes nothing extra (every commit is already durable per `sync`) and closes the database.
+  ~BlockStore();
+
+  BlockStore(const BlockStore&) = delete;
+  BlockStore& operator=(const BlockStore&) = delete;
+
+  // Commits `commit` atomically: its versioned writes, its touched-key list, its block record
+  // (hash, state root, write count) and the new tip, in one WriteBatch through the WAL.
+  // Returns the committed record. If `commit.height` is already committed with the same hash,
+  // writes nothing and returns the stored record (idempotent resubmission; writes are not
+  // compared, the hash stands for the block).
+  // Errors:
+  //   INVALID_ARGUMENT     hash or prev_hash given but not 32 bytes;
+  //   FAILED_PRECONDITION  "height N is not tip+1 (tip is T)"; height below start;
+  //                        "height N already committed with hash X; roll back first";
+  //                        prev_hash differs from the stored hash at height - 1 (both in hex);
+  //   UNAVAILABLE / DATA_LOSS from the database (nothing is committed).
+  // At the start height there is no stored parent, so prev_hash is not checked there.
+  absl::StatusOr<BlockRecord> CommitBlock(const BlockCommit& commit) ABSL_LOCKS_EXCLUDED(write_mu_);
+
+  // Undoes every height above `height` in one WriteBatch, using the per-height touched-key lists:
+  // cost is proportional to the writes above `height`, never to the size of the database.
+  // Afterwards the tip is `height` and every read and root is as it was when `height` was the tip.
+  // Rolling back to the tip is a no-op (OK). Rolling back to start - 1 removes every block; a
+  // store whose start is 0 cannot express that (heights are unsigned) and keeps block 0.
+  // Errors:
+  //   FAILED_PRECONDITION  the store has no blocks; `height` is above the tip; `height` is below
+  //                        start - 1;
+  //   UNAVAILABLE / DATA_LOSS from the database (nothing is rolled back).
+  absl::Status Rollback(uint32_t height) ABSL_LOCKS_EXCLUDED(write_mu_);
+
+  // Returns the value `key` held at `height`: the latest write at or below `height`, found with
+  // one seek. std::nullopt when the key was never written at or below `height` or its latest
+  // write there was a delete. A height above the tip reads the tip's state.
+  // Errors: UNAVAILABLE (I/O) or DATA_LOSS (corruption): the host's failures, never the block's.
+  absl::StatusOr<std::optional<std::string>> Get(std::string_view key, uint32_t height) const;
+
+  // Returns the record of `height`. NOT_FOUND when it is not committed (above the tip, below
+  // start, or the store is empty); UNAVAILABLE / DATA_LOSS from the database.
+  absl::StatusOr<BlockRecord> GetBlock(uint32_t height) const;
+
+  // The tip's record; std::nullopt when no block has been committed yet.
+  std::optional<BlockRecord> GetTip() const ABSL_LOCKS_EXCLUDED(state_mu_);
+
+  // The first height this store indexes; std::nullopt when it has no blocks.
+  std::optional<uint32_t> GetStartHeight() const ABSL_LOCKS_EXCLUDED(state_mu_);
+
+  // RocksDB's estimate of the live data size, for metrics. UNAVAILABLE when RocksDB has none.
+  absl::StatusOr<uint64_t> ApproximateLiveDataBytes() const;
+
+  // The replay log kept in this store's database. Lives as long as the store.
+  ReplayLog& replay_log() { return *replay_log_; }
+
+  const std::filesystem::path& path() const { return path_; }
+
+  // Every live key and value at `height`, by a scan of the whole database. Tests only: it costs
+  // O(database).
+  absl::StatusOr<WriteSet> DumpAtHeightForTesting(uint32_t height) const;
+
+  // Number of stored version, block-record and touched-list entries (a whole-database scan), so
+  // tests can check that a rollback leaves nothing behind.
+  absl::StatusOr<uint64_t> CountChainEntriesForTesting() const;
+
+ private:
+  struct ChainState {
+    std::optional<uint32_t> start;
+    std::optional<BlockRecord> tip;
+  };
+
+  BlockStore(std::filesystem::path path, const BlockStoreOptions& options,
+             std::unique_ptr<rocksdb::DB> db, ChainState chain);
+
+  // Reads the start and tip records written by earlier commits.
+  static absl::StatusOr<ChainState> LoadChainState(rocksdb::DB& db);
+
+  absl::StatusOr<BlockRecord> ReadBlock(uint32_t height) const;
+
+  // Constant after construction.
+  const std::filesystem::path path_;
+  const BlockStoreOptions options_;
+  const std::unique_ptr<rocksdb::DB> db_;  // thread-safe on its own
+  std::unique_ptr<ReplayLog> replay_log_;  // set in Open, borrows db_; destroyed before it
+
+  // Serializes CommitBlock and Rollback: each reads the tip, builds a batch and writes it, and
+  // no other writer may move the tip in between. Held across the database write (and its fsync).
+  absl::Mutex write_mu_;
+
+  // Guards the in-memory copy of the chain's ends, published after each successful write so
+  // readers never wait for an fsync. Acquired after write_mu_ when both are held.
+  mutable absl::Mutex state_mu_ ABSL_ACQUIRED_AFTER(write_mu_);
+  ChainState chain_ ABSL_GUARDED_BY(state_mu_);
+};
+
+}  // namespace tandem::store

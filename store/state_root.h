@@ -1,0 +1,33 @@
+// The state root and block hash of the design ("Storage (RocksDB)"), as pure functions.
+// It must never touch the database: other nodes and tests recompute roots with exactly this code.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <string_view>
+
+namespace tandem::store {
+
+// A block's final writes, ordered by key bytewise (std::string compares as unsigned bytes).
+// An empty value is a delete.
+using WriteSet = std::map<std::string, std::string>;
+
+// Length of every hash and root: SHA-256.
+inline constexpr size_t kHashSize = 32;
+
+// SHA-256 of `data`, as 32 raw bytes. Also the block hash when the client gives none.
+std::string Sha256(std::string_view data);
+
+// root(start - 1): 32 zero bytes.
+std::string ZeroRoot();
+
+// SHA-256 over the writes sorted by key, each as u32 BE len(k) ‖ k ‖ u32 BE len(v) ‖ v (a deleted
+// key has an empty v). Streams the writes through one hash context: O(writes), no copy.
+std::string WritesDigest(const WriteSet& writes);
+
+// root(h) = SHA-256(root(h-1) ‖ u32 BE h ‖ WritesDigest(writes)).
+// REQUIRES: prev_root.size() == kHashSize.
+std::string ComputeStateRoot(std::string_view prev_root, uint32_t height, const WriteSet& writes);
+
+}  // namespace tandem::store
