@@ -1,0 +1,73 @@
+// Destroys retired instances on a thread of its own, so no caller waits for an isolate teardown.
+// It never runs guest code: it only drops the last reference.
+#pragma once
+
+#include <deque>
+#include <memory>
+#include <thread>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+
+namespace tandem::proxy {
+
+// A queue of objects to destroy and the thread that destroys them, oldest first.
+//
+// Threading: Dispose may be called from any thread. The destructor drains the queue and joins.
+template <typename T>
+class Reaper {
+ public:
+  Reaper() : thread_([this] { Main(); }) {}
+  ~Reaper() {
+    {
+      absl::MutexLock lock(&mu_);
+      stopping_ = true;
+    }
+    thread_.join();
+  }
+  Reaper(const Reaper&) = delete;
+  Reaper& operator=(const Reaper&) = delete;
+
+  void Dispose(std::unique_ptr<T> object) ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock lock(&mu_);
+    queue_.push_back(std::move(object));
+  }
+
+  // Blocks until everything disposed so far is destroyed. For tests and orderly shutdown.
+  void Drain() ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock lock(&mu_);
+    mu_.Await(absl::Condition(
+        +[](Reaper* self) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+          return self->queue_.empty() && !self->busy_;
+        },
+        this));
+  }
+
+ private:
+  void Main() ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock lock(&mu_);
+    while (true) {
+      mu_.Await(absl::Condition(
+          +[](Reaper* self) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+            return self->stopping_ || !self->queue_.empty();
+          },
+          this));
+      if (queue_.empty()) return;  // Stopping, and nothing left.
+      std::unique_ptr<T> object = std::move(queue_.front());
+      queue_.pop_front();
+      busy_ = true;
+      mu_.Unlock();
+      object.reset();
+      mu_.Lock();
+      busy_ = false;
+    }
+  }
+
+  absl::Mutex mu_;
+  std::deque<std::unique_ptr<T>> queue_ ABSL_GUARDED_BY(mu_);
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  bool busy_ ABSL_GUARDED_BY(mu_) = false;
+  std::thread thread_;
+};
+
+}  // namespace tandem::proxy
