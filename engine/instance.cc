@@ -308,7 +308,7 @@ Instance::Instance(const Module& module, InstanceOptions options)
 
 Instance::~Instance() {
   {
-    absl::MutexLock lock(&mu_);
+    util::MutexLock lock(&mu_);
     stopping_ = true;
     if (running_ != nullptr && isolate_ != nullptr) isolate_->TerminateExecution();
   }
@@ -329,7 +329,7 @@ absl::StatusOr<BlockResult> Instance::RunBlock(uint32_t height, absl::string_vie
         return runtime.Run("_start", state);
       });
   TANDEM_RETURN_IF_ERROR(Execute(job));
-  absl::MutexLock lock(&mu_);
+  util::MutexLock lock(&mu_);
   return BlockResult{std::move(job->result->writes), memory_};
 }
 
@@ -348,7 +348,7 @@ absl::StatusOr<CallResult> Instance::RunView(absl::string_view name, uint32_t he
         return runtime.Run(name, state);
       });
   TANDEM_RETURN_IF_ERROR(Execute(job));
-  absl::MutexLock lock(&mu_);
+  util::MutexLock lock(&mu_);
   return CallResult{std::move(job->result->answer), memory_};
 }
 
@@ -364,22 +364,22 @@ absl::StatusOr<CallResult> Instance::RunInit(absl::string_view name, absl::strin
         return runtime.Run(name, state);
       });
   TANDEM_RETURN_IF_ERROR(Execute(job));
-  absl::MutexLock lock(&mu_);
+  util::MutexLock lock(&mu_);
   return CallResult{std::move(job->result->answer), memory_};
 }
 
 absl::Status Instance::health() const {
-  absl::MutexLock lock(&mu_);
+  util::MutexLock lock(&mu_);
   return failure_;
 }
 
 MemoryReadout Instance::memory() const {
-  absl::MutexLock lock(&mu_);
+  util::MutexLock lock(&mu_);
   return memory_;
 }
 
 uint64_t Instance::calls_completed() const {
-  absl::MutexLock lock(&mu_);
+  util::MutexLock lock(&mu_);
   return calls_completed_;
 }
 
@@ -388,7 +388,7 @@ void Instance::Fail(absl::Status cause) {
 }
 
 absl::Status Instance::Execute(const std::shared_ptr<Job>& job) {
-  absl::MutexLock lock(&mu_);
+  util::MutexLock lock(&mu_);
   if (!failure_.ok()) {
     return absl::FailedPreconditionError(
         absl::StrCat(options_.label, " failed earlier and cannot serve: ", failure_.ToString()));
@@ -396,8 +396,8 @@ absl::Status Instance::Execute(const std::shared_ptr<Job>& job) {
   if (stopping_) return absl::UnavailableError(absl::StrCat(options_.label, " is shutting down"));
   queue_.push_back(job);
 
-  auto done = [](Job* j) { return j->state == Job::State::kDone; };
-  mu_.AwaitWithDeadline(absl::Condition(+done, job.get()), job->deadline);
+  auto done = [&job]() ABSL_NO_THREAD_SAFETY_ANALYSIS { return job->state == Job::State::kDone; };
+  mu_.AwaitWithDeadline(done, job->deadline);
   if (job->state == Job::State::kQueued) {
     std::erase(queue_, job);
     return absl::DeadlineExceededError(absl::StrCat(
@@ -408,7 +408,7 @@ absl::Status Instance::Execute(const std::shared_ptr<Job>& job) {
     job->terminated_for_deadline = true;
     Fail(absl::DeadlineExceededError("a call ran past its deadline and was terminated"));
     if (isolate_ != nullptr) isolate_->TerminateExecution();
-    mu_.AwaitWithTimeout(absl::Condition(+done, job.get()), options_.termination_grace);
+    mu_.AwaitWithTimeout(done, options_.termination_grace);
     if (job->state != Job::State::kDone) {
       return absl::DeadlineExceededError(absl::StrCat(
           "the call ran past its deadline; ", options_.label, " was terminated and is still unwinding"));
@@ -420,18 +420,14 @@ absl::Status Instance::Execute(const std::shared_ptr<Job>& job) {
 void Instance::ThreadMain() {
   runtime_ = std::make_unique<Runtime>(module_, options_);
   {
-    absl::MutexLock lock(&mu_);
+    util::MutexLock lock(&mu_);
     isolate_ = runtime_->isolate();
   }
   while (true) {
     std::shared_ptr<Job> job;
     {
-      absl::MutexLock lock(&mu_);
-      mu_.Await(absl::Condition(
-          +[](Instance* self) ABSL_NO_THREAD_SAFETY_ANALYSIS {
-            return self->stopping_ || !self->queue_.empty();
-          },
-          this));
+      util::MutexLock lock(&mu_);
+      mu_.Await([this]() ABSL_NO_THREAD_SAFETY_ANALYSIS { return stopping_ || !queue_.empty(); });
       // Calls queued behind a failure or a shutdown never run: they are answered right away.
       while (!queue_.empty() && (stopping_ || !failure_.ok())) {
         std::shared_ptr<Job> dropped = std::move(queue_.front());
@@ -454,7 +450,7 @@ void Instance::ThreadMain() {
     MemoryReadout readout = runtime_->ReadMemory();
     if (result.ok()) runtime_->PumpTasks();
 
-    absl::MutexLock lock(&mu_);
+    util::MutexLock lock(&mu_);
     if (!result.ok() && IsTerminatedMarker(result.status())) {
       if (job->terminated_for_deadline) {
         result = absl::DeadlineExceededError(absl::StrCat(
@@ -472,7 +468,7 @@ void Instance::ThreadMain() {
     ++calls_completed_;
   }
   {
-    absl::MutexLock lock(&mu_);
+    util::MutexLock lock(&mu_);
     isolate_ = nullptr;
   }
   runtime_.reset();

@@ -12,7 +12,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
+#include "util/mutex.h"
 #include "absl/time/time.h"
 #include "engine/call_types.h"
 #include "engine/module.h"
@@ -123,7 +123,7 @@ class Instance {
   const Module& module_;
   const InstanceOptions options_;
 
-  mutable absl::Mutex mu_;
+  mutable util::Mutex mu_;
   // The queue of calls not started yet, oldest first.
   std::deque<std::shared_ptr<Job>> queue_ ABSL_GUARDED_BY(mu_);
   // The call running on the thread, or null.

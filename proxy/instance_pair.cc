@@ -61,7 +61,7 @@ InstancePair::InstancePair(const engine::Module& module, store::BlockStore& stor
       reaper_(std::make_unique<Reaper<ManagedInstance>>()),
       jitter_(static_cast<std::minstd_rand::result_type>(options_.random_seed)) {
   if (std::optional<store::BlockRecord> tip = store_.GetTip(); tip.has_value()) {
-    absl::MutexLock lock(&mu_);
+    util::MutexLock lock(&mu_);
     tip_ = tip->height;
   }
   warmer_ = std::thread(&InstancePair::WarmerMain, this);
@@ -69,13 +69,13 @@ InstancePair::InstancePair(const engine::Module& module, store::BlockStore& stor
 
 InstancePair::~InstancePair() {
   {
-    absl::MutexLock lock(&mu_);
+    util::MutexLock lock(&mu_);
     stopping_ = true;
   }
   warmer_.join();
   std::vector<Lease> released;
   {
-    absl::MutexLock lock(&mu_);
+    util::MutexLock lock(&mu_);
     released.push_back(std::move(active_));
     released.push_back(std::move(standby_));
     for (auto& [height, lease] : historical_) released.push_back(std::move(lease));
@@ -147,16 +147,15 @@ bool InstancePair::StandbyWantedLocked() const {
 void InstancePair::WarmerMain() ABSL_NO_THREAD_SAFETY_ANALYSIS {
   mu_.Lock();
   while (true) {
-    auto should_warm = [](InstancePair* self) ABSL_NO_THREAD_SAFETY_ANALYSIS {
-      return self->stopping_ ||
-             (self->standby_state_ != StandbyState::kReady && self->StandbyWantedLocked() &&
-              absl::Now() >= self->next_warm_attempt_);
+    auto should_warm = [this]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+      return stopping_ || (standby_state_ != StandbyState::kReady && StandbyWantedLocked() &&
+                           absl::Now() >= next_warm_attempt_);
     };
-    while (!should_warm(this)) {
+    while (!should_warm()) {
       // Wakes on every state change (conditions are re-evaluated when mu_ is released) and when
       // the retry backoff ends.
       absl::Time wake = next_warm_attempt_ > absl::Now() ? next_warm_attempt_ : absl::InfiniteFuture();
-      mu_.AwaitWithDeadline(absl::Condition(+should_warm, this), wake);
+      mu_.AwaitWithDeadline(should_warm, wake);
     }
     if (stopping_) break;
 
@@ -222,10 +221,8 @@ void InstancePair::WarmerMain() ABSL_NO_THREAD_SAFETY_ANALYSIS {
 absl::StatusOr<InstancePair::Lease> InstancePair::TakeStandbyLocked(absl::Duration wait) {
   if (standby_ == nullptr) {
     ++swap_requests_;  // Makes the warmer warm one even under policies that keep none.
-    auto ready = [](InstancePair* self) ABSL_NO_THREAD_SAFETY_ANALYSIS {
-      return self->standby_ != nullptr || self->stopping_;
-    };
-    mu_.AwaitWithTimeout(absl::Condition(+ready, this), wait);
+    mu_.AwaitWithTimeout(
+        [this]() ABSL_NO_THREAD_SAFETY_ANALYSIS { return standby_ != nullptr || stopping_; }, wait);
     --swap_requests_;
   }
   if (standby_ == nullptr) {
@@ -358,11 +355,11 @@ void InstancePair::Emit(const Events& events) const {
 }
 
 absl::Status InstancePair::WaitUntilReady(absl::Duration timeout) {
-  absl::MutexLock lock(&mu_);
-  auto ready = [](InstancePair* self) ABSL_NO_THREAD_SAFETY_ANALYSIS {
-    return self->active_ != nullptr || self->standby_ != nullptr || self->stopping_;
+  util::MutexLock lock(&mu_);
+  auto ready = [this]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+    return active_ != nullptr || standby_ != nullptr || stopping_;
   };
-  if (mu_.AwaitWithTimeout(absl::Condition(+ready, this), timeout) && !stopping_) {
+  if (mu_.AwaitWithTimeout(ready, timeout) && !stopping_) {
     return absl::OkStatus();
   }
   return absl::UnavailableError(absl::StrCat(
@@ -421,7 +418,7 @@ absl::StatusOr<std::optional<BlockOutcome>> InstancePair::CheckSubmission(
 }
 
 absl::StatusOr<BlockOutcome> InstancePair::SubmitBlock(const BlockSubmission& block) {
-  absl::MutexLock ingest(&ingest_mu_);
+  util::MutexLock ingest(&ingest_mu_);
   const absl::Time started = absl::Now();
   std::string hash;
   TANDEM_ASSIGN_OR_RETURN(std::optional<BlockOutcome> settled, CheckSubmission(block, hash));
@@ -430,7 +427,7 @@ absl::StatusOr<BlockOutcome> InstancePair::SubmitBlock(const BlockSubmission& bl
   Events events;
   absl::StatusOr<Lease> lease;
   {
-    absl::MutexLock lock(&mu_);
+    util::MutexLock lock(&mu_);
     lease = options_.policy == SwapPolicy::kBlock ? TakeStandbyLocked(options_.standby_wait)
                                                   : ActiveLocked(options_.standby_wait, events);
     if (!lease.ok()) {
@@ -452,7 +449,7 @@ absl::StatusOr<BlockOutcome> InstancePair::RunAndCommit(const BlockSubmission& b
   std::vector<Lease> released;
   auto fail = [&](const absl::Status& status) {
     {
-      absl::MutexLock lock(&mu_);
+      util::MutexLock lock(&mu_);
       RetireFailedLocked(lease, status, events, released);
       PairEvent event = MakeEvent(PairEvent::Kind::kBlockFailed, lease->generation());
       event.height = block.height;
@@ -485,7 +482,7 @@ absl::StatusOr<BlockOutcome> InstancePair::RunAndCommit(const BlockSubmission& b
   outcome.generation = lease->generation();
   bool replace_synchronously = false;
   {
-    absl::MutexLock lock(&mu_);
+    util::MutexLock lock(&mu_);
     tip_ = block.height;
     lease->bound_height = block.height;
     switch (options_.policy) {
@@ -505,11 +502,11 @@ absl::StatusOr<BlockOutcome> InstancePair::RunAndCommit(const BlockSubmission& b
     // The baseline: a new instance on the critical path, after every block.
     uint64_t generation;
     {
-      absl::MutexLock lock(&mu_);
+      util::MutexLock lock(&mu_);
       generation = next_generation_++;
     }
     absl::StatusOr<Lease> fresh = Warm(generation, options_.warm_deadline);
-    absl::MutexLock lock(&mu_);
+    util::MutexLock lock(&mu_);
     if (fresh.ok()) {
       PublishActiveLocked(*std::move(fresh), SwapReason::kSync, absl::Now(), events, released);
     } else if (lease == active_) {
@@ -537,7 +534,7 @@ absl::StatusOr<InstancePair::Lease> InstancePair::HistoricalInstance(uint32_t he
   uint64_t generation;
   uint64_t epoch;
   {
-    absl::MutexLock lock(&mu_);
+    util::MutexLock lock(&mu_);
     if (auto kept = historical_.find(height); kept != historical_.end()) {
       std::erase(historical_order_, height);
       historical_order_.push_back(height);
@@ -548,7 +545,7 @@ absl::StatusOr<InstancePair::Lease> InstancePair::HistoricalInstance(uint32_t he
   }
   TANDEM_ASSIGN_OR_RETURN(Lease lease, Warm(generation, options_.view_deadline));
   std::vector<Lease> released;
-  absl::MutexLock lock(&mu_);
+  util::MutexLock lock(&mu_);
   lease->bound_height = height;
   if (options_.historical_instances > 0 && epoch == epoch_ && !historical_.contains(height)) {
     historical_.emplace(height, lease);
@@ -571,7 +568,7 @@ absl::StatusOr<ViewOutcome> InstancePair::View(absl::string_view name,
   Lease lease;
   uint32_t resolved;
   {
-    absl::MutexLock lock(&mu_);
+    util::MutexLock lock(&mu_);
     if (!tip_.has_value()) return absl::NotFoundError("no block has been committed yet");
     resolved = height.value_or(*tip_);
     if (resolved > *tip_) {
@@ -598,7 +595,7 @@ absl::StatusOr<ViewOutcome> InstancePair::View(absl::string_view name,
       lease->instance().RunView(name, resolved, request, reader_, options_.view_deadline);
   std::vector<Lease> released;
   {
-    absl::MutexLock lock(&mu_);
+    util::MutexLock lock(&mu_);
     if (absl::Status health = lease->instance().health(); !health.ok()) {
       RetireFailedLocked(lease, health, events, released);
     } else {
@@ -614,12 +611,12 @@ absl::StatusOr<ViewOutcome> InstancePair::View(absl::string_view name,
 // Rollback, init calls, manual swaps, status
 
 absl::Status InstancePair::Rollback(uint32_t height) {
-  absl::MutexLock ingest(&ingest_mu_);
+  util::MutexLock ingest(&ingest_mu_);
   TANDEM_RETURN_IF_ERROR(store_.Rollback(height));
   Events events;
   std::vector<Lease> released;
   {
-    absl::MutexLock lock(&mu_);
+    util::MutexLock lock(&mu_);
     std::optional<store::BlockRecord> tip = store_.GetTip();
     tip_ = tip.has_value() ? std::optional<uint32_t>(tip->height) : std::nullopt;
     // No guest memory may remember an undone block.
@@ -656,7 +653,7 @@ absl::Status InstancePair::Rollback(uint32_t height) {
 
 absl::StatusOr<InitOutcome> InstancePair::Initialize(absl::string_view name,
                                                      absl::string_view payload) {
-  absl::MutexLock ingest(&ingest_mu_);
+  util::MutexLock ingest(&ingest_mu_);
   TANDEM_RETURN_IF_ERROR(module_.CheckCallableExport(name));
   const store::ReplayLogLimits& limits = store_.replay_log().limits();
   store::ReplayLogStats stats = store_.replay_log().Stats();
@@ -669,7 +666,7 @@ absl::StatusOr<InitOutcome> InstancePair::Initialize(absl::string_view name,
   Events events;
   absl::StatusOr<Lease> lease;
   {
-    absl::MutexLock lock(&mu_);
+    util::MutexLock lock(&mu_);
     lease = ActiveLocked(options_.standby_wait, events);
   }
   Emit(events);
@@ -687,7 +684,7 @@ absl::StatusOr<InitOutcome> InstancePair::Initialize(absl::string_view name,
         store::ReplayCall{std::string(name), std::string(payload), digest});
   }
   {
-    absl::MutexLock lock(&mu_);
+    util::MutexLock lock(&mu_);
     if (!recorded.ok()) {
       // The init call ran (or half-ran) on the active but is not in the log: the active's memory
       // no longer matches what a replay reproduces, so it is replaced.
@@ -713,7 +710,7 @@ absl::StatusOr<SwapOutcome> InstancePair::Swap(absl::Duration wait) {
   std::vector<Lease> released;
   SwapOutcome outcome;
   {
-    absl::MutexLock lock(&mu_);
+    util::MutexLock lock(&mu_);
     const absl::Time wait_start = absl::Now();
     TANDEM_ASSIGN_OR_RETURN(Lease next, TakeStandbyLocked(wait));
     const absl::Time pause_start = absl::Now();
@@ -745,7 +742,7 @@ PairStatus InstancePair::Status() const {
     return slot;
   };
   {
-    absl::MutexLock lock(&mu_);
+    util::MutexLock lock(&mu_);
     status.tip = tip_;
     status.active = describe(active_);
     status.standby = describe(standby_);

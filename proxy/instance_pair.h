@@ -16,7 +16,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
-#include "absl/synchronization/mutex.h"
+#include "util/mutex.h"
 #include "absl/time/time.h"
 #include "engine/call_types.h"
 #include "engine/instance.h"
@@ -220,9 +220,9 @@ class InstancePair {
   std::unique_ptr<Reaper<ManagedInstance>> reaper_;
 
   // Serializes blocks, rollbacks and init calls: each changes what instances have seen.
-  absl::Mutex ingest_mu_ ABSL_ACQUIRED_BEFORE(mu_);
+  util::Mutex ingest_mu_ ABSL_ACQUIRED_BEFORE(mu_);
 
-  mutable absl::Mutex mu_;
+  mutable util::Mutex mu_;
   Lease active_ ABSL_GUARDED_BY(mu_);
   double active_memory_ratio_ ABSL_GUARDED_BY(mu_) = 0;
   Lease standby_ ABSL_GUARDED_BY(mu_);  // Non-null exactly when standby_state_ is kReady.

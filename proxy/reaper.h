@@ -7,7 +7,7 @@
 #include <thread>
 
 #include "absl/base/thread_annotations.h"
-#include "absl/synchronization/mutex.h"
+#include "util/mutex.h"
 
 namespace tandem::proxy {
 
@@ -20,7 +20,7 @@ class Reaper {
   Reaper() : thread_([this] { Main(); }) {}
   ~Reaper() {
     {
-      absl::MutexLock lock(&mu_);
+      util::MutexLock lock(&mu_);
       stopping_ = true;
     }
     thread_.join();
@@ -29,29 +29,21 @@ class Reaper {
   Reaper& operator=(const Reaper&) = delete;
 
   void Dispose(std::unique_ptr<T> object) ABSL_LOCKS_EXCLUDED(mu_) {
-    absl::MutexLock lock(&mu_);
+    util::MutexLock lock(&mu_);
     queue_.push_back(std::move(object));
   }
 
   // Blocks until everything disposed so far is destroyed. For tests and orderly shutdown.
   void Drain() ABSL_LOCKS_EXCLUDED(mu_) {
-    absl::MutexLock lock(&mu_);
-    mu_.Await(absl::Condition(
-        +[](Reaper* self) ABSL_NO_THREAD_SAFETY_ANALYSIS {
-          return self->queue_.empty() && !self->busy_;
-        },
-        this));
+    util::MutexLock lock(&mu_);
+    mu_.Await([this]() ABSL_NO_THREAD_SAFETY_ANALYSIS { return queue_.empty() && !busy_; });
   }
 
  private:
   void Main() ABSL_LOCKS_EXCLUDED(mu_) {
-    absl::MutexLock lock(&mu_);
+    util::MutexLock lock(&mu_);
     while (true) {
-      mu_.Await(absl::Condition(
-          +[](Reaper* self) ABSL_NO_THREAD_SAFETY_ANALYSIS {
-            return self->stopping_ || !self->queue_.empty();
-          },
-          this));
+      mu_.Await([this]() ABSL_NO_THREAD_SAFETY_ANALYSIS { return stopping_ || !queue_.empty(); });
       if (queue_.empty()) return;  // Stopping, and nothing left.
       std::unique_ptr<T> object = std::move(queue_.front());
       queue_.pop_front();
@@ -63,7 +55,7 @@ class Reaper {
     }
   }
 
-  absl::Mutex mu_;
+  util::Mutex mu_;
   std::deque<std::unique_ptr<T>> queue_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   bool busy_ ABSL_GUARDED_BY(mu_) = false;

@@ -263,10 +263,10 @@ absl::StatusOr<BlockRecord> BlockStore::CommitBlock(const BlockCommit& commit) {
   }
   const std::string hash = commit.hash.empty() ? Sha256(commit.block_bytes) : commit.hash;
 
-  absl::MutexLock write_lock(&write_mu_);
+  util::MutexLock write_lock(&write_mu_);
   ChainState chain;
   {
-    absl::MutexLock state_lock(&state_mu_);
+    util::MutexLock state_lock(&state_mu_);
     chain = chain_;
   }
 
@@ -323,17 +323,17 @@ absl::StatusOr<BlockRecord> BlockStore::CommitBlock(const BlockCommit& commit) {
   s = db_->Write(write_options, &batch);
   if (!s.ok()) return FromRocksDbStatus(s, absl::StrCat("committing height ", height));
 
-  absl::MutexLock state_lock(&state_mu_);
+  util::MutexLock state_lock(&state_mu_);
   if (!chain_.start.has_value()) chain_.start = height;
   chain_.tip = record;
   return record;
 }
 
 absl::Status BlockStore::Rollback(uint32_t height) {
-  absl::MutexLock write_lock(&write_mu_);
+  util::MutexLock write_lock(&write_mu_);
   ChainState chain;
   {
-    absl::MutexLock state_lock(&state_mu_);
+    util::MutexLock state_lock(&state_mu_);
     chain = chain_;
   }
   if (!chain.tip.has_value()) {
@@ -396,7 +396,7 @@ absl::Status BlockStore::Rollback(uint32_t height) {
   s = db_->Write(write_options, &batch);
   if (!s.ok()) return FromRocksDbStatus(s, absl::StrCat("rolling back to height ", height));
 
-  absl::MutexLock state_lock(&state_mu_);
+  util::MutexLock state_lock(&state_mu_);
   chain_ = std::move(next);
   return absl::OkStatus();
 }
@@ -436,12 +436,12 @@ absl::StatusOr<BlockRecord> BlockStore::GetBlock(uint32_t height) const {
 }
 
 std::optional<BlockRecord> BlockStore::GetTip() const {
-  absl::MutexLock lock(&state_mu_);
+  util::MutexLock lock(&state_mu_);
   return chain_.tip;
 }
 
 std::optional<uint32_t> BlockStore::GetStartHeight() const {
-  absl::MutexLock lock(&state_mu_);
+  util::MutexLock lock(&state_mu_);
   return chain_.start;
 }
 

@@ -12,7 +12,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
+#include "util/mutex.h"
 #include "rocksdb/db.h"
 #include "store/replay_log.h"
 #include "store/state_root.h"
@@ -161,11 +161,11 @@ class BlockStore {
 
   // Serializes CommitBlock and Rollback: each reads the tip, builds a batch and writes it, and
   // no other writer may move the tip in between. Held across the database write (and its fsync).
-  absl::Mutex write_mu_;
+  util::Mutex write_mu_;
 
   // Guards the in-memory copy of the chain's ends, published after each successful write so
   // readers never wait for an fsync. Acquired after write_mu_ when both are held.
-  mutable absl::Mutex state_mu_ ABSL_ACQUIRED_AFTER(write_mu_);
+  mutable util::Mutex state_mu_ ABSL_ACQUIRED_AFTER(write_mu_);
   ChainState chain_ ABSL_GUARDED_BY(state_mu_);
 };
 

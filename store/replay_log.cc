@@ -38,7 +38,7 @@ absl::StatusOr<std::unique_ptr<ReplayLog>> ReplayLog::Load(rocksdb::DB* db, bool
   std::unique_ptr<ReplayLog> log(new ReplayLog(db, sync, limits));
   ReplayRange range;
   std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(range.options));
-  absl::MutexLock lock(&log->mu_);
+  util::MutexLock lock(&log->mu_);
   for (it->Seek(range.lower_slice); it->Valid(); it->Next()) {
     const rocksdb::Slice key = it->key();
     if (key.size() != 9) return absl::DataLossError("malformed replay-log key");
@@ -62,7 +62,7 @@ absl::Status ReplayLog::Append(const ReplayCall& call) {
                                                    " bytes, got ", call.result_digest.size()));
   }
   const uint64_t size = CallSize(call.export_name.size(), call.payload.size());
-  absl::MutexLock lock(&mu_);
+  util::MutexLock lock(&mu_);
   if (stats_.calls + 1 > limits_.max_calls || stats_.bytes + size > limits_.max_bytes) {
     return absl::ResourceExhaustedError(
         absl::StrCat("replay log full: it holds ", stats_.calls, " calls / ", stats_.bytes,
@@ -102,7 +102,7 @@ absl::StatusOr<std::vector<ReplayCall>> ReplayLog::List() const {
 }
 
 absl::Status ReplayLog::Clear() {
-  absl::MutexLock lock(&mu_);
+  util::MutexLock lock(&mu_);
   // The log holds at most max_calls entries, so deleting them one by one stays bounded, and point
   // deletes keep reads simpler for RocksDB than a range tombstone would.
   rocksdb::WriteBatch batch;
@@ -129,7 +129,7 @@ absl::Status ReplayLog::Clear() {
 }
 
 ReplayLogStats ReplayLog::Stats() const {
-  absl::MutexLock lock(&mu_);
+  util::MutexLock lock(&mu_);
   return stats_;
 }
 

@@ -10,7 +10,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
+#include "util/mutex.h"
 #include "rocksdb/db.h"
 
 namespace tandem::store {
@@ -77,7 +77,7 @@ class ReplayLog {
   const ReplayLogLimits limits_;
 
   // Serializes writers and guards what they keep in memory about the log.
-  mutable absl::Mutex mu_;
+  mutable util::Mutex mu_;
   uint64_t next_seq_ ABSL_GUARDED_BY(mu_) = 0;
   ReplayLogStats stats_ ABSL_GUARDED_BY(mu_);
 };

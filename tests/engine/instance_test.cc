@@ -5,7 +5,7 @@
 #include <thread>
 #include <vector>
 
-#include "absl/synchronization/mutex.h"
+#include "util/mutex.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/engine/bitcoin_fixtures.h"
@@ -24,16 +24,16 @@ constexpr absl::Duration kDeadline = absl::Seconds(30);
 class RecordingLogSink : public GuestLogSink {
  public:
   void OnGuestLog(absl::string_view instance, absl::string_view text) override {
-    absl::MutexLock lock(&mu_);
+    util::MutexLock lock(&mu_);
     lines_.push_back(absl::StrCat(instance, ": ", text));
   }
   std::vector<std::string> lines() {
-    absl::MutexLock lock(&mu_);
+    util::MutexLock lock(&mu_);
     return lines_;
   }
 
  private:
-  absl::Mutex mu_;
+  util::Mutex mu_;
   std::vector<std::string> lines_ ABSL_GUARDED_BY(mu_);
 };
 

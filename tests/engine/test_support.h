@@ -12,7 +12,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
-#include "absl/synchronization/mutex.h"
+#include "util/mutex.h"
 #include "engine/module.h"
 #include "engine/platform.h"
 #include "engine/state_reader.h"
@@ -49,21 +49,21 @@ inline std::unique_ptr<Module> LoadGuestOrDie(absl::string_view name,
 class MemoryStateReader : public StateReader {
  public:
   void Put(uint32_t height, absl::string_view key, absl::string_view value) {
-    absl::MutexLock lock(&mu_);
+    util::MutexLock lock(&mu_);
     versions_[std::string(key)][height] = std::string(value);
   }
   void FailReadsWith(absl::Status status) {
-    absl::MutexLock lock(&mu_);
+    util::MutexLock lock(&mu_);
     failure_ = std::move(status);
   }
   int reads() const {
-    absl::MutexLock lock(&mu_);
+    util::MutexLock lock(&mu_);
     return reads_;
   }
 
   absl::StatusOr<std::optional<std::string>> Get(absl::string_view key,
                                                  uint32_t height) const override {
-    absl::MutexLock lock(&mu_);
+    util::MutexLock lock(&mu_);
     ++reads_;
     if (!failure_.ok()) return failure_;
     auto entry = versions_.find(std::string(key));
@@ -76,7 +76,7 @@ class MemoryStateReader : public StateReader {
   }
 
  private:
-  mutable absl::Mutex mu_;
+  mutable util::Mutex mu_;
   std::map<std::string, std::map<uint32_t, std::string>> versions_ ABSL_GUARDED_BY(mu_);
   absl::Status failure_ ABSL_GUARDED_BY(mu_);
   mutable int reads_ ABSL_GUARDED_BY(mu_) = 0;

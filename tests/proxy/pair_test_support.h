@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "absl/synchronization/mutex.h"
+#include "util/mutex.h"
 #include "proxy/instance_pair.h"
 #include "store/state_root.h"
 #include "tests/engine/bitcoin_fixtures.h"
@@ -23,20 +23,20 @@ using engine::testing::LoadGuestOrDie;
 class EventRecorder : public PairEventSink {
  public:
   void OnPairEvent(const PairEvent& event) override {
-    absl::MutexLock lock(&mu_);
+    util::MutexLock lock(&mu_);
     events_.push_back(event);
   }
   std::vector<PairEvent> events() const {
-    absl::MutexLock lock(&mu_);
+    util::MutexLock lock(&mu_);
     return events_;
   }
   int Count(PairEvent::Kind kind) const {
-    absl::MutexLock lock(&mu_);
+    util::MutexLock lock(&mu_);
     return static_cast<int>(std::count_if(events_.begin(), events_.end(),
                                           [kind](const PairEvent& e) { return e.kind == kind; }));
   }
   int Swaps(SwapReason reason) const {
-    absl::MutexLock lock(&mu_);
+    util::MutexLock lock(&mu_);
     return static_cast<int>(std::count_if(events_.begin(), events_.end(), [reason](const PairEvent& e) {
       return e.kind == PairEvent::Kind::kSwap && e.reason == reason;
     }));
@@ -52,7 +52,7 @@ class EventRecorder : public PairEventSink {
   }
 
  private:
-  mutable absl::Mutex mu_;
+  mutable util::Mutex mu_;
   std::vector<PairEvent> events_ ABSL_GUARDED_BY(mu_);
 };
 
