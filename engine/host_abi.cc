@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "engine/guest_memory.h"
 #include "engine/key_value_flush.h"
 
 namespace tandem::engine {
@@ -36,15 +37,10 @@ absl::string_view CallKindName(CallKind kind) {
   return "call";
 }
 
-// Checks that [pointer, pointer + length) lies inside memory.
-bool InBounds(absl::string_view memory, uint64_t pointer, uint64_t length) {
-  return pointer <= memory.size() && length <= memory.size() - pointer;
-}
-
 // An AssemblyScript string (UTF-16LE, byte length at ptr - 4) as printable text, for abort().
 std::string DecodeGuestString(absl::string_view memory, uint32_t pointer) {
   if (pointer == 0) return "";
-  absl::StatusOr<absl::string_view> bytes = HostAbi::ReadLengthPrefixed(memory, pointer);
+  absl::StatusOr<absl::string_view> bytes = ReadLengthPrefixed(memory, pointer);
   if (!bytes.ok()) return "<unreadable>";
   std::string text;
   constexpr size_t kMaxChars = 512;
@@ -56,22 +52,6 @@ std::string DecodeGuestString(absl::string_view memory, uint32_t pointer) {
 }
 
 }  // namespace
-
-absl::StatusOr<absl::string_view> HostAbi::ReadLengthPrefixed(absl::string_view memory,
-                                                             uint32_t pointer) {
-  if (pointer < 4 || !InBounds(memory, uint64_t{pointer} - 4, 4)) {
-    return absl::InvalidArgumentError(absl::StrCat("pointer ", pointer, " has no length prefix inside the ",
-                                                   memory.size(), "-byte memory"));
-  }
-  uint32_t length;
-  std::memcpy(&length, memory.data() + pointer - 4, 4);  // WebAssembly memory is little-endian.
-  if (!InBounds(memory, pointer, length)) {
-    return absl::InvalidArgumentError(absl::StrCat("pointer ", pointer, " with length ", length,
-                                                   " runs past the end of the ", memory.size(),
-                                                   "-byte memory"));
-  }
-  return memory.substr(pointer, length);
-}
 
 v8::Local<v8::Object> HostAbi::MakeImportObject(v8::Isolate* isolate,
                                                 v8::Local<v8::Context> context) {
@@ -140,7 +120,7 @@ void HostAbi::LoadInput(const v8::FunctionCallbackInfo<v8::Value>& info) {
   uint32_t pointer = ArgU32(info, 0);
   absl::string_view memory = self->MemoryBytes(isolate);
   const std::string& input = self->call_->input;
-  if (!InBounds(memory, pointer, input.size())) {
+  if (!InGuestMemory(memory, pointer, input.size())) {
     return self->FailCall(isolate, absl::AbortedError(absl::StrCat(
         "__load_input: destination ", pointer, " + ", input.size(), " bytes runs past the end of the ",
         memory.size(), "-byte memory")));
@@ -190,7 +170,7 @@ void HostAbi::Get(const v8::FunctionCallbackInfo<v8::Value>& info) {
   // An absent value copies nothing, but its destination is checked all the same.
   absl::string_view value = self->last_value_.has_value() ? *self->last_value_ : absl::string_view();
   uint32_t destination = ArgU32(info, 1);
-  if (!InBounds(memory, destination, value.size())) {
+  if (!InGuestMemory(memory, destination, value.size())) {
     return self->FailCall(isolate, absl::AbortedError(absl::StrCat(
         "__get: destination ", destination, " + ", value.size(), " bytes runs past the end of the ",
         memory.size(), "-byte memory")));

@@ -77,11 +77,6 @@ class HostAbi {
     last_valid_ = false;
   }
 
-  // Reads the length-prefixed bytes at `pointer` (u32 LE length at pointer - 4).
-  // Returns INVALID_ARGUMENT when any part lies outside `memory`.
-  static absl::StatusOr<absl::string_view> ReadLengthPrefixed(absl::string_view memory,
-                                                             uint32_t pointer);
-
  private:
   static void HostLen(const v8::FunctionCallbackInfo<v8::Value>& info);
   static void LoadInput(const v8::FunctionCallbackInfo<v8::Value>& info);

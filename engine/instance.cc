@@ -10,6 +10,7 @@
 #include "absl/functional/any_invocable.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "engine/guest_memory.h"
 #include "engine/host_abi.h"
 #include "engine/platform.h"
 #include "util/status_macros.h"
@@ -257,7 +258,7 @@ class Runtime {
         uint32_t pointer = value->IsInt32() ? static_cast<uint32_t>(value.As<v8::Int32>()->Value())
                                             : value.As<v8::Uint32>()->Value();
         absl::StatusOr<absl::string_view> answer =
-            HostAbi::ReadLengthPrefixed(abi_.MemoryBytes(isolate_), pointer);
+            ReadLengthPrefixed(abi_.MemoryBytes(isolate_), pointer);
         if (!answer.ok()) {
           return absl::AbortedError(
               absl::StrCat("export ", name, " returned a bad pointer: ", answer.status().message()));

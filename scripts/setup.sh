@@ -11,7 +11,7 @@ packages=(
   build-essential cmake ninja-build pkg-config git
   libabsl-dev libprotobuf-dev protobuf-compiler libgrpc++-dev protobuf-compiler-grpc
   librocksdb-dev prometheus-cpp-dev libgtest-dev libgmock-dev libbenchmark-dev
-  clang-14 lld-14 wasi-libc libclang-rt-14-dev-wasm32 wabt
+  clang-14 lld-14 libclang-rt-14-dev wasi-libc libclang-rt-14-dev-wasm32 wabt
   libicu72 libuv1 libc-ares2 libnghttp2-14 libbrotli1 libssl3
   prometheus python3-grpcio curl
 )
