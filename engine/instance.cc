@@ -58,7 +58,7 @@ std::string DescribeException(v8::Isolate* isolate, const v8::TryCatch& try_catc
 std::string EncodeInput(uint32_t height, absl::string_view payload) {
   std::string input(4 + payload.size(), '\0');
   for (int i = 0; i < 4; ++i) input[i] = static_cast<char>((height >> (8 * i)) & 0xff);
-  std::memcpy(input.data() + 4, payload.data(), payload.size());
+  if (!payload.empty()) std::memcpy(input.data() + 4, payload.data(), payload.size());
   return input;
 }
 
