@@ -7,7 +7,6 @@
 #include <string>
 
 #include "absl/strings/string_view.h"
-#include <string>
 
 namespace tandem::engine {
 
@@ -16,8 +15,8 @@ using BlockWrites = std::map<std::string, std::string, std::less<>>;
 
 // Memory of one instance, read after every call.
 struct MemoryReadout {
-  uint64_t linear_memory_bytes = 0;    // The guest's linear memory (what the cap applies to).
-  uint64_t heap_used_bytes = 0;        // V8 heap figures of the instance's isolate.
+  uint64_t linear_memory_bytes = 0;  // The guest's linear memory (what the cap applies to).
+  uint64_t heap_used_bytes = 0;      // V8 heap figures of the instance's isolate.
   uint64_t heap_total_bytes = 0;
   uint64_t heap_limit_bytes = 0;
   uint64_t external_memory_bytes = 0;

@@ -10,8 +10,8 @@ namespace tandem::engine {
 
 absl::StatusOr<absl::string_view> ReadLengthPrefixed(absl::string_view memory, uint32_t pointer) {
   if (pointer < 4 || !InGuestMemory(memory, uint64_t{pointer} - 4, 4)) {
-    return absl::InvalidArgumentError(absl::StrCat("pointer ", pointer, " has no length prefix inside the ",
-                                                   memory.size(), "-byte memory"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "pointer ", pointer, " has no length prefix inside the ", memory.size(), "-byte memory"));
   }
   uint32_t length;
   std::memcpy(&length, memory.data() + pointer - 4, 4);  // WebAssembly memory is little-endian.

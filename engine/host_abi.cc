@@ -29,10 +29,14 @@ uint32_t ArgU32(const v8::FunctionCallbackInfo<v8::Value>& info, int index) {
 
 absl::string_view CallKindName(CallKind kind) {
   switch (kind) {
-    case CallKind::kInitialize: return "_initialize";
-    case CallKind::kBlock: return "block";
-    case CallKind::kView: return "view";
-    case CallKind::kInit: return "init call";
+    case CallKind::kInitialize:
+      return "_initialize";
+    case CallKind::kBlock:
+      return "block";
+    case CallKind::kView:
+      return "view";
+    case CallKind::kInit:
+      return "init call";
   }
   return "call";
 }
@@ -45,7 +49,8 @@ std::string DecodeGuestString(absl::string_view memory, uint32_t pointer) {
   std::string text;
   constexpr size_t kMaxChars = 512;
   for (size_t i = 0; i + 1 < bytes->size() && text.size() < kMaxChars; i += 2) {
-    uint16_t unit = static_cast<uint8_t>((*bytes)[i]) | (static_cast<uint8_t>((*bytes)[i + 1]) << 8);
+    uint16_t unit =
+        static_cast<uint8_t>((*bytes)[i]) | (static_cast<uint8_t>((*bytes)[i + 1]) << 8);
     text.push_back(unit >= 0x20 && unit < 0x7f ? static_cast<char>(unit) : '?');
   }
   return text;
@@ -91,8 +96,8 @@ void HostAbi::FailCall(v8::Isolate* isolate, absl::Status cause) {
   if (call_ != nullptr && call_->failure.ok()) call_->failure = std::move(cause);
   // The guest cannot catch this (tandem runs without the exception-handling proposal): it unwinds
   // the whole call, and the instance reports `failure`.
-  isolate->ThrowException(v8::Exception::Error(
-      v8::String::NewFromUtf8Literal(isolate, "tandem host function failed")));
+  isolate->ThrowException(
+      v8::Exception::Error(v8::String::NewFromUtf8Literal(isolate, "tandem host function failed")));
 }
 
 absl::StatusOr<std::optional<std::string>> HostAbi::Lookup(absl::string_view key) {
@@ -109,21 +114,24 @@ absl::StatusOr<std::optional<std::string>> HostAbi::Lookup(absl::string_view key
 
 void HostAbi::HostLen(const v8::FunctionCallbackInfo<v8::Value>& info) {
   HostAbi* self = Self(info);
-  if (self->call_ == nullptr) return self->FailCall(info.GetIsolate(), absl::AbortedError("__host_len outside a call"));
+  if (self->call_ == nullptr)
+    return self->FailCall(info.GetIsolate(), absl::AbortedError("__host_len outside a call"));
   info.GetReturnValue().Set(static_cast<int32_t>(self->call_->input.size()));
 }
 
 void HostAbi::LoadInput(const v8::FunctionCallbackInfo<v8::Value>& info) {
   HostAbi* self = Self(info);
   v8::Isolate* isolate = info.GetIsolate();
-  if (self->call_ == nullptr) return self->FailCall(isolate, absl::AbortedError("__load_input outside a call"));
+  if (self->call_ == nullptr)
+    return self->FailCall(isolate, absl::AbortedError("__load_input outside a call"));
   uint32_t pointer = ArgU32(info, 0);
   absl::string_view memory = self->MemoryBytes(isolate);
   const std::string& input = self->call_->input;
   if (!InGuestMemory(memory, pointer, input.size())) {
-    return self->FailCall(isolate, absl::AbortedError(absl::StrCat(
-        "__load_input: destination ", pointer, " + ", input.size(), " bytes runs past the end of the ",
-        memory.size(), "-byte memory")));
+    return self->FailCall(
+        isolate, absl::AbortedError(absl::StrCat("__load_input: destination ", pointer, " + ",
+                                                 input.size(), " bytes runs past the end of the ",
+                                                 memory.size(), "-byte memory")));
   }
   std::memcpy(const_cast<char*>(memory.data()) + pointer, input.data(), input.size());
 }
@@ -131,15 +139,19 @@ void HostAbi::LoadInput(const v8::FunctionCallbackInfo<v8::Value>& info) {
 void HostAbi::GetLen(const v8::FunctionCallbackInfo<v8::Value>& info) {
   HostAbi* self = Self(info);
   v8::Isolate* isolate = info.GetIsolate();
-  if (self->call_ == nullptr) return self->FailCall(isolate, absl::AbortedError("__get_len outside a call"));
-  absl::StatusOr<absl::string_view> key = ReadLengthPrefixed(self->MemoryBytes(isolate), ArgU32(info, 0));
+  if (self->call_ == nullptr)
+    return self->FailCall(isolate, absl::AbortedError("__get_len outside a call"));
+  absl::StatusOr<absl::string_view> key =
+      ReadLengthPrefixed(self->MemoryBytes(isolate), ArgU32(info, 0));
   if (!key.ok()) {
-    return self->FailCall(isolate, absl::AbortedError(absl::StrCat("__get_len: key ", key.status().message())));
+    return self->FailCall(
+        isolate, absl::AbortedError(absl::StrCat("__get_len: key ", key.status().message())));
   }
   absl::StatusOr<std::optional<std::string>> value = self->Lookup(*key);
   if (!value.ok()) {
-    return self->FailCall(isolate, absl::UnavailableError(absl::StrCat(
-        "__get_len: reading state failed on the host: ", value.status().ToString())));
+    return self->FailCall(
+        isolate, absl::UnavailableError(absl::StrCat(
+                     "__get_len: reading state failed on the host: ", value.status().ToString())));
   }
   self->last_key_.assign(key->data(), key->size());
   self->last_value_ = *std::move(value);
@@ -151,31 +163,37 @@ void HostAbi::GetLen(const v8::FunctionCallbackInfo<v8::Value>& info) {
 void HostAbi::Get(const v8::FunctionCallbackInfo<v8::Value>& info) {
   HostAbi* self = Self(info);
   v8::Isolate* isolate = info.GetIsolate();
-  if (self->call_ == nullptr) return self->FailCall(isolate, absl::AbortedError("__get outside a call"));
+  if (self->call_ == nullptr)
+    return self->FailCall(isolate, absl::AbortedError("__get outside a call"));
   absl::string_view memory = self->MemoryBytes(isolate);
   absl::StatusOr<absl::string_view> key = ReadLengthPrefixed(memory, ArgU32(info, 0));
   if (!key.ok()) {
-    return self->FailCall(isolate, absl::AbortedError(absl::StrCat("__get: key ", key.status().message())));
+    return self->FailCall(isolate,
+                          absl::AbortedError(absl::StrCat("__get: key ", key.status().message())));
   }
   if (!self->last_valid_ || self->last_key_ != *key) {
     absl::StatusOr<std::optional<std::string>> value = self->Lookup(*key);
     if (!value.ok()) {
-      return self->FailCall(isolate, absl::UnavailableError(absl::StrCat(
-          "__get: reading state failed on the host: ", value.status().ToString())));
+      return self->FailCall(
+          isolate, absl::UnavailableError(absl::StrCat("__get: reading state failed on the host: ",
+                                                       value.status().ToString())));
     }
     self->last_key_.assign(key->data(), key->size());
     self->last_value_ = *std::move(value);
     self->last_valid_ = true;
   }
   // An absent value copies nothing, but its destination is checked all the same.
-  absl::string_view value = self->last_value_.has_value() ? *self->last_value_ : absl::string_view();
+  absl::string_view value =
+      self->last_value_.has_value() ? *self->last_value_ : absl::string_view();
   uint32_t destination = ArgU32(info, 1);
   if (!InGuestMemory(memory, destination, value.size())) {
-    return self->FailCall(isolate, absl::AbortedError(absl::StrCat(
-        "__get: destination ", destination, " + ", value.size(), " bytes runs past the end of the ",
-        memory.size(), "-byte memory")));
+    return self->FailCall(
+        isolate, absl::AbortedError(absl::StrCat("__get: destination ", destination, " + ",
+                                                 value.size(), " bytes runs past the end of the ",
+                                                 memory.size(), "-byte memory")));
   }
-  if (!value.empty()) std::memcpy(const_cast<char*>(memory.data()) + destination, value.data(), value.size());
+  if (!value.empty())
+    std::memcpy(const_cast<char*>(memory.data()) + destination, value.data(), value.size());
 }
 
 void HostAbi::Flush(const v8::FunctionCallbackInfo<v8::Value>& info) {
@@ -184,9 +202,11 @@ void HostAbi::Flush(const v8::FunctionCallbackInfo<v8::Value>& info) {
   HostCallState* call = self->call_;
   if (call == nullptr) return self->FailCall(isolate, absl::AbortedError("__flush outside a call"));
   // The pointer is checked in every kind of call: a bad pointer always fails the call.
-  absl::StatusOr<absl::string_view> message = ReadLengthPrefixed(self->MemoryBytes(isolate), ArgU32(info, 0));
+  absl::StatusOr<absl::string_view> message =
+      ReadLengthPrefixed(self->MemoryBytes(isolate), ArgU32(info, 0));
   if (!message.ok()) {
-    return self->FailCall(isolate, absl::AbortedError(absl::StrCat("__flush: ", message.status().message())));
+    return self->FailCall(
+        isolate, absl::AbortedError(absl::StrCat("__flush: ", message.status().message())));
   }
   switch (call->kind) {
     case CallKind::kView:
@@ -194,19 +214,22 @@ void HostAbi::Flush(const v8::FunctionCallbackInfo<v8::Value>& info) {
     case CallKind::kInit:
     case CallKind::kInitialize:
       return self->FailCall(isolate, absl::AbortedError(absl::StrCat(
-          "__flush in ", CallKindName(call->kind), ": init calls see an empty store and cannot write")));
+                                         "__flush in ", CallKindName(call->kind),
+                                         ": init calls see an empty store and cannot write")));
     case CallKind::kBlock:
       break;
   }
   std::vector<std::pair<absl::string_view, absl::string_view>> pairs;
   if (absl::Status decoded = DecodeKeyValueFlush(*message, pairs); !decoded.ok()) {
-    return self->FailCall(isolate, absl::AbortedError(absl::StrCat("__flush: ", decoded.message())));
+    return self->FailCall(isolate,
+                          absl::AbortedError(absl::StrCat("__flush: ", decoded.message())));
   }
   for (const auto& [key, value] : pairs) {
     call->write_bytes += key.size() + value.size();
     if (call->write_bytes > call->limits.max_block_write_bytes) {
       return self->FailCall(isolate, absl::AbortedError(absl::StrCat(
-          "__flush: the block's writes exceed the limit of ", call->limits.max_block_write_bytes, " bytes")));
+                                         "__flush: the block's writes exceed the limit of ",
+                                         call->limits.max_block_write_bytes, " bytes")));
     }
     call->writes.insert_or_assign(std::string(key), std::string(value));
   }
@@ -219,9 +242,11 @@ void HostAbi::Log(const v8::FunctionCallbackInfo<v8::Value>& info) {
   v8::Isolate* isolate = info.GetIsolate();
   HostCallState* call = self->call_;
   if (call == nullptr) return self->FailCall(isolate, absl::AbortedError("__log outside a call"));
-  absl::StatusOr<absl::string_view> text = ReadLengthPrefixed(self->MemoryBytes(isolate), ArgU32(info, 0));
+  absl::StatusOr<absl::string_view> text =
+      ReadLengthPrefixed(self->MemoryBytes(isolate), ArgU32(info, 0));
   if (!text.ok()) {
-    return self->FailCall(isolate, absl::AbortedError(absl::StrCat("__log: ", text.status().message())));
+    return self->FailCall(isolate,
+                          absl::AbortedError(absl::StrCat("__log: ", text.status().message())));
   }
   if (call->log_sink == nullptr) return;
   if (call->log_lines >= call->limits.max_log_lines) {
@@ -229,7 +254,8 @@ void HostAbi::Log(const v8::FunctionCallbackInfo<v8::Value>& info) {
     return;
   }
   ++call->log_lines;
-  call->log_sink->OnGuestLog(call->instance_label, text->substr(0, call->limits.max_log_line_bytes));
+  call->log_sink->OnGuestLog(call->instance_label,
+                             text->substr(0, call->limits.max_log_line_bytes));
 }
 
 void HostAbi::Abort(const v8::FunctionCallbackInfo<v8::Value>& info) {
@@ -239,8 +265,9 @@ void HostAbi::Abort(const v8::FunctionCallbackInfo<v8::Value>& info) {
   std::string message = DecodeGuestString(memory, ArgU32(info, 0));
   std::string file = DecodeGuestString(memory, ArgU32(info, 1));
   self->FailCall(isolate, absl::AbortedError(absl::StrCat(
-      "guest aborted: ", message.empty() ? "(no message)" : message, " at ",
-      file.empty() ? "(unknown file)" : file, ":", ArgU32(info, 2), ":", ArgU32(info, 3))));
+                              "guest aborted: ", message.empty() ? "(no message)" : message, " at ",
+                              file.empty() ? "(unknown file)" : file, ":", ArgU32(info, 2), ":",
+                              ArgU32(info, 3))));
 }
 
 }  // namespace tandem::engine

@@ -9,8 +9,8 @@
 #include <optional>
 #include <string>
 
-#include "absl/strings/string_view.h"
 #include "absl/status/status.h"
+#include "absl/strings/string_view.h"
 #include "engine/call_types.h"
 #include "engine/state_reader.h"
 

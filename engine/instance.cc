@@ -69,7 +69,8 @@ std::string EncodeInput(uint32_t height, absl::string_view payload) {
 class Runtime {
  public:
   Runtime(const Module& module, const InstanceOptions& options)
-      : module_(module), options_(options),
+      : module_(module),
+        options_(options),
         allocator_(v8::ArrayBuffer::Allocator::NewDefaultAllocator()) {
     v8::Isolate::CreateParams params;
     params.array_buffer_allocator = allocator_.get();
@@ -102,17 +103,21 @@ class Runtime {
     v8::Local<v8::WasmModuleObject> module_object;
     if (!v8::WasmModuleObject::FromCompiledModule(isolate_, module_.compiled())
              .ToLocal(&module_object)) {
-      return absl::UnavailableError(absl::StrCat("could not share the compiled module with a new isolate: ",
-                                                 DescribeException(isolate_, try_catch)));
+      return absl::UnavailableError(
+          absl::StrCat("could not share the compiled module with a new isolate: ",
+                       DescribeException(isolate_, try_catch)));
     }
     v8::Local<v8::Object> imports = v8::Object::New(isolate_);
-    imports->Set(scope.context, Name("env"), abi_.MakeImportObject(isolate_, scope.context)).Check();
+    imports->Set(scope.context, Name("env"), abi_.MakeImportObject(isolate_, scope.context))
+        .Check();
 
     v8::Local<v8::Value> web_assembly;
     v8::Local<v8::Value> instance_constructor;
     if (!scope.context->Global()->Get(scope.context, Name("WebAssembly")).ToLocal(&web_assembly) ||
         !web_assembly->IsObject() ||
-        !web_assembly.As<v8::Object>()->Get(scope.context, Name("Instance")).ToLocal(&instance_constructor) ||
+        !web_assembly.As<v8::Object>()
+             ->Get(scope.context, Name("Instance"))
+             .ToLocal(&instance_constructor) ||
         !instance_constructor->IsFunction()) {
       return absl::InternalError("WebAssembly.Instance is not available in the context");
     }
@@ -200,9 +205,9 @@ class Runtime {
   static absl::Status Terminated() { return absl::CancelledError(kTerminatedMarker); }
 
   static absl::Status HostMemoryFailure(const HostMemoryWatch& watch) {
-    return absl::UnavailableError(absl::StrCat(
-        "the host could not provide memory below the cap (", watch.failure(),
-        "); nothing of this call counts, retry on a healthy host"));
+    return absl::UnavailableError(
+        absl::StrCat("the host could not provide memory below the cap (", watch.failure(),
+                     "); nothing of this call counts, retry on a healthy host"));
   }
 
   absl::StatusOr<CallOutput> Call(Scope& scope, absl::string_view name, HostCallState& state) {
@@ -227,7 +232,8 @@ class Runtime {
     // Host outcomes first: whatever the guest made of them, they must not decide the result.
     if (watch.failed()) return HostMemoryFailure(watch);
     if (heap_limit_reached_) {
-      return absl::UnavailableError("the instance's V8 heap reached its limit; the call was terminated");
+      return absl::UnavailableError(
+          "the instance's V8 heap reached its limit; the call was terminated");
     }
     if (try_catch.HasTerminated() || isolate_->IsExecutionTerminating()) return Terminated();
     if (!state.failure.ok()) return state.failure;
@@ -260,8 +266,8 @@ class Runtime {
         absl::StatusOr<absl::string_view> answer =
             ReadLengthPrefixed(abi_.MemoryBytes(isolate_), pointer);
         if (!answer.ok()) {
-          return absl::AbortedError(
-              absl::StrCat("export ", name, " returned a bad pointer: ", answer.status().message()));
+          return absl::AbortedError(absl::StrCat(
+              "export ", name, " returned a bad pointer: ", answer.status().message()));
         }
         output.answer = std::string(*answer);
         break;
@@ -338,16 +344,16 @@ absl::StatusOr<CallResult> Instance::RunView(absl::string_view name, uint32_t he
                                              absl::string_view request, const StateReader& reader,
                                              absl::Duration deadline) {
   TANDEM_RETURN_IF_ERROR(module_.CheckCallableExport(name));
-  auto job = std::make_shared<Job>(
-      absl::Now() + deadline, [name = std::string(name), input = EncodeInput(height, request),
-                               height, &reader](Runtime& runtime) mutable {
-        HostCallState state;
-        state.kind = CallKind::kView;
-        state.input = std::move(input);
-        state.reader = &reader;
-        state.read_height = height;
-        return runtime.Run(name, state);
-      });
+  auto job = std::make_shared<Job>(absl::Now() + deadline,
+                                   [name = std::string(name), input = EncodeInput(height, request),
+                                    height, &reader](Runtime& runtime) mutable {
+                                     HostCallState state;
+                                     state.kind = CallKind::kView;
+                                     state.input = std::move(input);
+                                     state.reader = &reader;
+                                     state.read_height = height;
+                                     return runtime.Run(name, state);
+                                   });
   TANDEM_RETURN_IF_ERROR(Execute(job));
   util::MutexLock lock(&mu_);
   return CallResult{std::move(job->result->answer), memory_};
@@ -401,8 +407,8 @@ absl::Status Instance::Execute(const std::shared_ptr<Job>& job) {
   mu_.AwaitWithDeadline(done, job->deadline);
   if (job->state == Job::State::kQueued) {
     std::erase(queue_, job);
-    return absl::DeadlineExceededError(absl::StrCat(
-        "the call waited for ", options_.label, " past its deadline and never started"));
+    return absl::DeadlineExceededError(absl::StrCat("the call waited for ", options_.label,
+                                                    " past its deadline and never started"));
   }
   if (job->state == Job::State::kRunning) {
     // The watchdog's work: stop the guest where it is. The instance is never used again.
@@ -411,8 +417,9 @@ absl::Status Instance::Execute(const std::shared_ptr<Job>& job) {
     if (isolate_ != nullptr) isolate_->TerminateExecution();
     mu_.AwaitWithTimeout(done, options_.termination_grace);
     if (job->state != Job::State::kDone) {
-      return absl::DeadlineExceededError(absl::StrCat(
-          "the call ran past its deadline; ", options_.label, " was terminated and is still unwinding"));
+      return absl::DeadlineExceededError(absl::StrCat("the call ran past its deadline; ",
+                                                      options_.label,
+                                                      " was terminated and is still unwinding"));
     }
   }
   return job->result.status();
@@ -433,10 +440,11 @@ void Instance::ThreadMain() {
       while (!queue_.empty() && (stopping_ || !failure_.ok())) {
         std::shared_ptr<Job> dropped = std::move(queue_.front());
         queue_.pop_front();
-        dropped->result = stopping_ ? absl::UnavailableError(absl::StrCat(options_.label, " is shutting down"))
-                                    : absl::FailedPreconditionError(absl::StrCat(
-                                          options_.label, " failed earlier and cannot serve: ",
-                                          failure_.ToString()));
+        dropped->result =
+            stopping_
+                ? absl::UnavailableError(absl::StrCat(options_.label, " is shutting down"))
+                : absl::FailedPreconditionError(absl::StrCat(
+                      options_.label, " failed earlier and cannot serve: ", failure_.ToString()));
         dropped->state = Job::State::kDone;
       }
       if (stopping_) break;
@@ -454,8 +462,9 @@ void Instance::ThreadMain() {
     util::MutexLock lock(&mu_);
     if (!result.ok() && IsTerminatedMarker(result.status())) {
       if (job->terminated_for_deadline) {
-        result = absl::DeadlineExceededError(absl::StrCat(
-            "the call ran past its deadline and was terminated; ", options_.label, " is discarded"));
+        result = absl::DeadlineExceededError(
+            absl::StrCat("the call ran past its deadline and was terminated; ", options_.label,
+                         " is discarded"));
       } else {
         result = absl::UnavailableError(
             absl::StrCat("the call was terminated because ", options_.label, " is shutting down"));

@@ -8,15 +8,15 @@
 #include <string>
 #include <thread>
 
-#include "absl/strings/string_view.h"
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "util/mutex.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "engine/call_types.h"
 #include "engine/module.h"
 #include "engine/state_reader.h"
+#include "util/mutex.h"
 
 namespace v8 {
 class Isolate;

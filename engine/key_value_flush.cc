@@ -22,20 +22,23 @@ std::optional<uint64_t> ReadVarint(absl::string_view bytes, size_t& position) {
 
 }  // namespace
 
-absl::Status DecodeKeyValueFlush(absl::string_view message,
-                                 std::vector<std::pair<absl::string_view, absl::string_view>>& pairs) {
+absl::Status DecodeKeyValueFlush(
+    absl::string_view message,
+    std::vector<std::pair<absl::string_view, absl::string_view>>& pairs) {
   std::vector<absl::string_view> list;
   size_t position = 0;
   while (position < message.size()) {
     size_t field_start = position;
     std::optional<uint64_t> tag = ReadVarint(message, position);
     if (!tag.has_value()) {
-      return absl::InvalidArgumentError(absl::StrCat("malformed flush: truncated tag at byte ", field_start));
+      return absl::InvalidArgumentError(
+          absl::StrCat("malformed flush: truncated tag at byte ", field_start));
     }
     uint64_t field = *tag >> 3;
     uint32_t wire_type = static_cast<uint32_t>(*tag & 0x7);
     if (field == 0) {
-      return absl::InvalidArgumentError(absl::StrCat("malformed flush: field number 0 at byte ", field_start));
+      return absl::InvalidArgumentError(
+          absl::StrCat("malformed flush: field number 0 at byte ", field_start));
     }
     if (field == 1 && wire_type != 2) {
       return absl::InvalidArgumentError(absl::StrCat(
@@ -44,7 +47,8 @@ absl::Status DecodeKeyValueFlush(absl::string_view message,
     switch (wire_type) {
       case 0:  // varint
         if (!ReadVarint(message, position).has_value()) {
-          return absl::InvalidArgumentError(absl::StrCat("malformed flush: truncated varint at byte ", position));
+          return absl::InvalidArgumentError(
+              absl::StrCat("malformed flush: truncated varint at byte ", position));
         }
         break;
       case 1:  // 64-bit
@@ -52,7 +56,8 @@ absl::Status DecodeKeyValueFlush(absl::string_view message,
       {
         size_t width = wire_type == 1 ? 8 : 4;
         if (message.size() - position < width) {
-          return absl::InvalidArgumentError(absl::StrCat("malformed flush: truncated fixed field at byte ", position));
+          return absl::InvalidArgumentError(
+              absl::StrCat("malformed flush: truncated fixed field at byte ", position));
         }
         position += width;
         break;
@@ -60,22 +65,22 @@ absl::Status DecodeKeyValueFlush(absl::string_view message,
       case 2: {
         std::optional<uint64_t> length = ReadVarint(message, position);
         if (!length.has_value() || *length > message.size() - position) {
-          return absl::InvalidArgumentError(absl::StrCat(
-              "malformed flush: length-delimited field at byte ", field_start, " runs past the end of the ",
-              message.size(), "-byte message"));
+          return absl::InvalidArgumentError(
+              absl::StrCat("malformed flush: length-delimited field at byte ", field_start,
+                           " runs past the end of the ", message.size(), "-byte message"));
         }
         if (field == 1) list.push_back(message.substr(position, *length));
         position += *length;
         break;
       }
       default:
-        return absl::InvalidArgumentError(absl::StrCat("malformed flush: invalid wire type ", wire_type,
-                                                       " at byte ", field_start));
+        return absl::InvalidArgumentError(absl::StrCat("malformed flush: invalid wire type ",
+                                                       wire_type, " at byte ", field_start));
     }
   }
   if (list.size() % 2 != 0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "malformed flush: the list has ", list.size(), " entries; keys and values must come in pairs"));
+    return absl::InvalidArgumentError(absl::StrCat("malformed flush: the list has ", list.size(),
+                                                   " entries; keys and values must come in pairs"));
   }
   for (size_t i = 0; i < list.size(); i += 2) pairs.emplace_back(list[i], list[i + 1]);
   return absl::OkStatus();

@@ -5,8 +5,8 @@
 #include <utility>
 #include <vector>
 
-#include "absl/strings/string_view.h"
 #include "absl/status/status.h"
+#include "absl/strings/string_view.h"
 
 namespace tandem::engine {
 
@@ -14,7 +14,7 @@ namespace tandem::engine {
 // Fields other than 1 are skipped as protobuf requires. Returns INVALID_ARGUMENT, leaving `pairs`
 // as it was, when a varint or length runs past the end, a wire type is invalid, field 1 is not
 // length-delimited, or the list has an odd number of entries (a key without its value).
-absl::Status DecodeKeyValueFlush(absl::string_view message,
-                                 std::vector<std::pair<absl::string_view, absl::string_view>>& pairs);
+absl::Status DecodeKeyValueFlush(
+    absl::string_view message, std::vector<std::pair<absl::string_view, absl::string_view>>& pairs);
 
 }  // namespace tandem::engine

@@ -37,10 +37,14 @@ const std::array<HostFunction, 7>& HostFunctions() {
 
 const char* KindName(ExternalKind kind) {
   switch (kind) {
-    case ExternalKind::kFunction: return "function";
-    case ExternalKind::kTable: return "table";
-    case ExternalKind::kMemory: return "memory";
-    case ExternalKind::kGlobal: return "global";
+    case ExternalKind::kFunction:
+      return "function";
+    case ExternalKind::kTable:
+      return "table";
+    case ExternalKind::kMemory:
+      return "memory";
+    case ExternalKind::kGlobal:
+      return "global";
   }
   return "?";
 }
@@ -71,8 +75,8 @@ absl::StatusOr<std::unique_ptr<v8::CompiledWasmModule>> Compile(absl::string_vie
       }
       result = absl::InvalidArgumentError(absl::StrCat("module does not compile: ", message));
     } else {
-      result = std::make_unique<v8::CompiledWasmModule>(
-          module.ToLocalChecked()->GetCompiledModule());
+      result =
+          std::make_unique<v8::CompiledWasmModule>(module.ToLocalChecked()->GetCompiledModule());
     }
   }
   NotifyIsolateShutdown(isolate);
@@ -113,8 +117,8 @@ absl::Status ValidateAgainstHostAbi(const WasmModuleInfo& info) {
     }
   }
   if (info.memories.size() != 1) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "module defines ", info.memories.size(), " memories; exactly one is required"));
+    return absl::InvalidArgumentError(absl::StrCat("module defines ", info.memories.size(),
+                                                   " memories; exactly one is required"));
   }
   if (info.memories[0].shared) {
     return absl::InvalidArgumentError("module's memory is shared (threads); not supported");
@@ -146,20 +150,21 @@ absl::StatusOr<std::unique_ptr<Module>> Module::Load(absl::string_view wasm_byte
                                                      const ModuleOptions& options) {
   uint64_t limit_pages = options.memory_limit_bytes / kWasmPageBytes;
   if (limit_pages == 0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "memory limit ", options.memory_limit_bytes, " bytes is below one 64 KiB page"));
+    return absl::InvalidArgumentError(absl::StrCat("memory limit ", options.memory_limit_bytes,
+                                                   " bytes is below one 64 KiB page"));
   }
   if (limit_pages > 65536) limit_pages = 65536;  // 4 GiB: the most a 32-bit memory can address.
   TANDEM_ASSIGN_OR_RETURN(WasmModuleInfo info, ParseWasmBinary(wasm_bytes));
   TANDEM_RETURN_IF_ERROR(ValidateAgainstHostAbi(info));
   uint32_t maximum_pages = static_cast<uint32_t>(limit_pages);
-  if (info.memories[0].maximum_pages.has_value() && *info.memories[0].maximum_pages < maximum_pages) {
+  if (info.memories[0].maximum_pages.has_value() &&
+      *info.memories[0].maximum_pages < maximum_pages) {
     maximum_pages = *info.memories[0].maximum_pages;  // The module's own smaller maximum stands.
   }
   if (info.memories[0].initial_pages > maximum_pages) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "module's memory starts at ", info.memories[0].initial_pages,
-        " pages, above the memory limit of ", maximum_pages, " pages"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("module's memory starts at ", info.memories[0].initial_pages,
+                     " pages, above the memory limit of ", maximum_pages, " pages"));
   }
   TANDEM_ASSIGN_OR_RETURN(std::string capped, RewriteMemoryMaximum(wasm_bytes, maximum_pages));
   TANDEM_ASSIGN_OR_RETURN(std::unique_ptr<v8::CompiledWasmModule> compiled, Compile(capped));

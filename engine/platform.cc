@@ -29,8 +29,7 @@ class WatchedPageAllocator final : public v8::PageAllocator {
   void SetRandomMmapSeed(int64_t seed) override { inner_.SetRandomMmapSeed(seed); }
   void* GetRandomMmapAddr() override { return inner_.GetRandomMmapAddr(); }
 
-  void* AllocatePages(void* address, size_t length, size_t alignment,
-                      Permission access) override {
+  void* AllocatePages(void* address, size_t length, size_t alignment, Permission access) override {
     if (InjectFailure(length)) {
       HostMemoryWatch::RecordFailureOnThisThread(
           absl::StrCat("reservation of ", length, " bytes failed (injected)"));
@@ -118,8 +117,7 @@ class TandemPlatform final : public v8::Platform {
   void CallLowPriorityTaskOnWorkerThread(std::unique_ptr<v8::Task> task) override {
     inner_->CallLowPriorityTaskOnWorkerThread(std::move(task));
   }
-  void CallDelayedOnWorkerThread(std::unique_ptr<v8::Task> task,
-                                 double delay_in_seconds) override {
+  void CallDelayedOnWorkerThread(std::unique_ptr<v8::Task> task, double delay_in_seconds) override {
     inner_->CallDelayedOnWorkerThread(std::move(task), delay_in_seconds);
   }
   bool IdleTasksEnabled(v8::Isolate* isolate) override { return inner_->IdleTasksEnabled(isolate); }
@@ -130,9 +128,7 @@ class TandemPlatform final : public v8::Platform {
   double MonotonicallyIncreasingTime() override { return inner_->MonotonicallyIncreasingTime(); }
   double CurrentClockTimeMillis() override { return inner_->CurrentClockTimeMillis(); }
   StackTracePrinter GetStackTracePrinter() override { return inner_->GetStackTracePrinter(); }
-  v8::TracingController* GetTracingController() override {
-    return inner_->GetTracingController();
-  }
+  v8::TracingController* GetTracingController() override { return inner_->GetTracingController(); }
   void DumpWithoutCrashing() override { inner_->DumpWithoutCrashing(); }
 
  private:
@@ -176,8 +172,8 @@ absl::Status InitializeV8(const PlatformOptions& options) {
     // Out-of-bounds wasm memory accesses become traps through guard regions and a signal
     // handler; Node installs it for itself, an embedder must ask.
     if (!v8::V8::EnableWebAssemblyTrapHandler(/*use_v8_signal_handler=*/true)) {
-      init_status =
-          new absl::Status(absl::InternalError("V8 could not install the WebAssembly trap handler"));
+      init_status = new absl::Status(
+          absl::InternalError("V8 could not install the WebAssembly trap handler"));
       return;
     }
     init_status = new absl::Status();

@@ -1,5 +1,6 @@
-// Reads the parts of a WebAssembly binary that tandem checks at load, and rewrites its memory limit.
-// Pure byte manipulation: it never touches V8 and never trusts a length it has not bounds-checked.
+// Reads the parts of a WebAssembly binary that tandem checks at load, and rewrites its memory
+// limit. Pure byte manipulation: it never touches V8 and never trusts a length it has not
+// bounds-checked.
 #include "engine/wasm_binary.h"
 
 #include <cstring>
@@ -21,13 +22,20 @@ constexpr char kMagicAndVersion[] = {0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0
 
 const char* ValueTypeName(ValueType type) {
   switch (type) {
-    case ValueType::kI32: return "i32";
-    case ValueType::kI64: return "i64";
-    case ValueType::kF32: return "f32";
-    case ValueType::kF64: return "f64";
-    case ValueType::kV128: return "v128";
-    case ValueType::kFuncRef: return "funcref";
-    case ValueType::kExternRef: return "externref";
+    case ValueType::kI32:
+      return "i32";
+    case ValueType::kI64:
+      return "i64";
+    case ValueType::kF32:
+      return "f32";
+    case ValueType::kF64:
+      return "f64";
+    case ValueType::kV128:
+      return "v128";
+    case ValueType::kFuncRef:
+      return "funcref";
+    case ValueType::kExternRef:
+      return "externref";
   }
   return "?";
 }
@@ -89,7 +97,13 @@ class Reader {
 absl::StatusOr<ValueType> ReadValueType(Reader& reader) {
   TANDEM_ASSIGN_OR_RETURN(auto byte, reader.Byte("a value type"));
   switch (byte) {
-    case 0x7f: case 0x7e: case 0x7d: case 0x7c: case 0x7b: case 0x70: case 0x6f:
+    case 0x7f:
+    case 0x7e:
+    case 0x7d:
+    case 0x7c:
+    case 0x7b:
+    case 0x70:
+    case 0x6f:
       return static_cast<ValueType>(byte);
     default:
       return absl::InvalidArgumentError(absl::StrCat("unknown value type 0x", absl::Hex(byte)));
@@ -99,7 +113,8 @@ absl::StatusOr<ValueType> ReadValueType(Reader& reader) {
 absl::StatusOr<MemoryLimits> ReadLimits(Reader& reader) {
   TANDEM_ASSIGN_OR_RETURN(auto flags, reader.Byte("memory limits"));
   if (flags > 0x07) {
-    return absl::InvalidArgumentError(absl::StrCat("unknown memory limits flags 0x", absl::Hex(flags)));
+    return absl::InvalidArgumentError(
+        absl::StrCat("unknown memory limits flags 0x", absl::Hex(flags)));
   }
   MemoryLimits limits;
   limits.shared = (flags & 0x02) != 0;
@@ -239,8 +254,8 @@ absl::StatusOr<WasmModuleInfo> ParseWasmBinary(absl::string_view bytes) {
               break;
             }
             default:
-              return absl::InvalidArgumentError(
-                  absl::StrCat("import ", entry.module, ".", entry.name, " has unknown kind ", kind));
+              return absl::InvalidArgumentError(absl::StrCat(
+                  "import ", entry.module, ".", entry.name, " has unknown kind ", kind));
           }
           info.imports.push_back(std::move(entry));
         }
@@ -300,8 +315,8 @@ absl::StatusOr<WasmModuleInfo> ParseWasmBinary(absl::string_view bytes) {
   for (size_t slot : export_function_slots) {
     WasmExport& entry = info.exports[slot];
     if (entry.index >= sections.function_type_indices.size()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "export \"", entry.name, "\" names function ", entry.index, ", which does not exist"));
+      return absl::InvalidArgumentError(absl::StrCat("export \"", entry.name, "\" names function ",
+                                                     entry.index, ", which does not exist"));
     }
     entry.signature = sections.types[sections.function_type_indices[entry.index]];
   }
@@ -329,8 +344,8 @@ absl::StatusOr<std::string> RewriteMemoryMaximum(absl::string_view bytes, uint32
     TANDEM_ASSIGN_OR_RETURN(auto section_size, reader.U32("a section size"));
     TANDEM_ASSIGN_OR_RETURN(auto section_bytes, reader.Bytes(section_size, "a section body"));
     if (section_id != kSectionMemory) {
-      absl::string_view whole_section = bytes.substr(sizeof(kMagicAndVersion) + section_start,
-                                                     reader.position() - section_start);
+      absl::string_view whole_section =
+          bytes.substr(sizeof(kMagicAndVersion) + section_start, reader.position() - section_start);
       out.append(whole_section.data(), whole_section.size());
       continue;
     }
@@ -345,9 +360,9 @@ absl::StatusOr<std::string> RewriteMemoryMaximum(absl::string_view bytes, uint32
       return absl::InvalidArgumentError("shared memories (threads) are not supported");
     }
     if (limits.initial_pages > maximum_pages) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("memory starts at ", limits.initial_pages, " pages, above the cap of ",
-                       maximum_pages, " pages"));
+      return absl::InvalidArgumentError(absl::StrCat("memory starts at ", limits.initial_pages,
+                                                     " pages, above the cap of ", maximum_pages,
+                                                     " pages"));
     }
     std::string body;
     append_u32(body, 1);

@@ -1,5 +1,6 @@
-// Reads the parts of a WebAssembly binary that tandem checks at load, and rewrites its memory limit.
-// Pure byte manipulation: it never touches V8 and never trusts a length it has not bounds-checked.
+// Reads the parts of a WebAssembly binary that tandem checks at load, and rewrites its memory
+// limit. Pure byte manipulation: it never touches V8 and never trusts a length it has not
+// bounds-checked.
 #pragma once
 
 #include <cstdint>
@@ -7,8 +8,8 @@
 #include <string>
 #include <vector>
 
-#include "absl/strings/string_view.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 
 namespace tandem::engine {
 

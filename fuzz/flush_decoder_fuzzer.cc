@@ -12,7 +12,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (!status.ok() && !pairs.empty()) std::abort();  // A refused message leaves pairs alone.
   for (const auto& [key, value] : pairs) {
     for (absl::string_view part : {key, value}) {
-      if (part.data() < message.data() || part.data() + part.size() > message.data() + message.size()) {
+      if (part.data() < message.data() ||
+          part.data() + part.size() > message.data() + message.size()) {
         std::abort();
       }
     }

@@ -12,9 +12,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (!info.ok() || info->memories.size() != 1 || info->memories[0].shared) return 0;
   absl::StatusOr<std::string> rewritten = tandem::engine::RewriteMemoryMaximum(bytes, 65536);
   if (!rewritten.ok()) return 0;
-  absl::StatusOr<tandem::engine::WasmModuleInfo> again = tandem::engine::ParseWasmBinary(*rewritten);
+  absl::StatusOr<tandem::engine::WasmModuleInfo> again =
+      tandem::engine::ParseWasmBinary(*rewritten);
   if (!again.ok() || again->memories.size() != 1 || again->memories[0].maximum_pages != 65536u ||
-      again->imports.size() != info->imports.size() || again->exports.size() != info->exports.size()) {
+      again->imports.size() != info->imports.size() ||
+      again->exports.size() != info->exports.size()) {
     std::abort();
   }
   return 0;

@@ -6,10 +6,14 @@ namespace tandem::proxy {
 
 absl::string_view SwapPolicyName(SwapPolicy policy) {
   switch (policy) {
-    case SwapPolicy::kBlock: return "block";
-    case SwapPolicy::kThreshold: return "threshold";
-    case SwapPolicy::kNone: return "none";
-    case SwapPolicy::kSync: return "sync";
+    case SwapPolicy::kBlock:
+      return "block";
+    case SwapPolicy::kThreshold:
+      return "threshold";
+    case SwapPolicy::kNone:
+      return "none";
+    case SwapPolicy::kSync:
+      return "sync";
   }
   return "unknown";
 }
@@ -27,40 +31,62 @@ bool ParseSwapPolicy(absl::string_view name, SwapPolicy* policy) {
 
 absl::string_view StandbyStateName(StandbyState state) {
   switch (state) {
-    case StandbyState::kEmpty: return "EMPTY";
-    case StandbyState::kWarming: return "WARMING";
-    case StandbyState::kReady: return "READY";
-    case StandbyState::kFailed: return "FAILED";
+    case StandbyState::kEmpty:
+      return "EMPTY";
+    case StandbyState::kWarming:
+      return "WARMING";
+    case StandbyState::kReady:
+      return "READY";
+    case StandbyState::kFailed:
+      return "FAILED";
   }
   return "UNKNOWN";
 }
 
 absl::string_view SwapReasonName(SwapReason reason) {
   switch (reason) {
-    case SwapReason::kBlock: return "block";
-    case SwapReason::kThreshold: return "threshold";
-    case SwapReason::kManual: return "manual";
-    case SwapReason::kFailure: return "failure";
-    case SwapReason::kStartup: return "startup";
-    case SwapReason::kRollback: return "rollback";
-    case SwapReason::kSync: return "sync";
+    case SwapReason::kBlock:
+      return "block";
+    case SwapReason::kThreshold:
+      return "threshold";
+    case SwapReason::kManual:
+      return "manual";
+    case SwapReason::kFailure:
+      return "failure";
+    case SwapReason::kStartup:
+      return "startup";
+    case SwapReason::kRollback:
+      return "rollback";
+    case SwapReason::kSync:
+      return "sync";
   }
   return "unknown";
 }
 
 absl::string_view PairEventKindName(PairEvent::Kind kind) {
   switch (kind) {
-    case PairEvent::Kind::kWarmStarted: return "warm_started";
-    case PairEvent::Kind::kWarmReady: return "warm_ready";
-    case PairEvent::Kind::kWarmFailed: return "warm_failed";
-    case PairEvent::Kind::kSwap: return "swap";
-    case PairEvent::Kind::kInstanceFailed: return "instance_failed";
-    case PairEvent::Kind::kStandbyDiscarded: return "standby_discarded";
-    case PairEvent::Kind::kSwapDelayed: return "swap_delayed";
-    case PairEvent::Kind::kBlockCommitted: return "block_committed";
-    case PairEvent::Kind::kBlockFailed: return "block_failed";
-    case PairEvent::Kind::kRolledBack: return "rolled_back";
-    case PairEvent::Kind::kInitCall: return "init_call";
+    case PairEvent::Kind::kWarmStarted:
+      return "warm_started";
+    case PairEvent::Kind::kWarmReady:
+      return "warm_ready";
+    case PairEvent::Kind::kWarmFailed:
+      return "warm_failed";
+    case PairEvent::Kind::kSwap:
+      return "swap";
+    case PairEvent::Kind::kInstanceFailed:
+      return "instance_failed";
+    case PairEvent::Kind::kStandbyDiscarded:
+      return "standby_discarded";
+    case PairEvent::Kind::kSwapDelayed:
+      return "swap_delayed";
+    case PairEvent::Kind::kBlockCommitted:
+      return "block_committed";
+    case PairEvent::Kind::kBlockFailed:
+      return "block_failed";
+    case PairEvent::Kind::kRolledBack:
+      return "rolled_back";
+    case PairEvent::Kind::kInitCall:
+      return "init_call";
   }
   return "unknown";
 }

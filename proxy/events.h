@@ -27,17 +27,17 @@ absl::string_view SwapReasonName(SwapReason reason);
 
 struct PairEvent {
   enum class Kind {
-    kWarmStarted,      // generation: the instance being warmed.
-    kWarmReady,        // generation, duration: how long the warm took.
-    kWarmFailed,       // generation, cause; the warm is retried after `retry_in`.
-    kSwap,             // generation: the new active; previous_generation; reason; pause.
-    kInstanceFailed,   // generation, cause: a call failed the instance; it is replaced.
-    kStandbyDiscarded, // generation, cause: a standby made stale (init call, rollback).
-    kSwapDelayed,      // a swap is due but no standby is READY (cause says why).
-    kBlockCommitted,   // height, duration.
-    kBlockFailed,      // height, cause.
-    kRolledBack,       // height: the new tip.
-    kInitCall,         // cause: the export called; replay log size after it.
+    kWarmStarted,       // generation: the instance being warmed.
+    kWarmReady,         // generation, duration: how long the warm took.
+    kWarmFailed,        // generation, cause; the warm is retried after `retry_in`.
+    kSwap,              // generation: the new active; previous_generation; reason; pause.
+    kInstanceFailed,    // generation, cause: a call failed the instance; it is replaced.
+    kStandbyDiscarded,  // generation, cause: a standby made stale (init call, rollback).
+    kSwapDelayed,       // a swap is due but no standby is READY (cause says why).
+    kBlockCommitted,    // height, duration.
+    kBlockFailed,       // height, cause.
+    kRolledBack,        // height: the new tip.
+    kInitCall,          // cause: the export called; replay log size after it.
   };
 
   Kind kind;

@@ -105,22 +105,24 @@ absl::StatusOr<InstancePair::Lease> InstancePair::Warm(uint64_t generation,
     const store::ReplayCall& call = (*calls)[i];
     absl::Duration remaining = end - absl::Now();
     if (remaining <= absl::ZeroDuration()) {
-      return absl::DeadlineExceededError(absl::StrCat(
-          "warm-up of generation ", generation, " ran past its deadline of ", absl::FormatDuration(deadline),
-          " after replaying ", i, " of ", calls->size(), " init calls"));
+      return absl::DeadlineExceededError(
+          absl::StrCat("warm-up of generation ", generation, " ran past its deadline of ",
+                       absl::FormatDuration(deadline), " after replaying ", i, " of ",
+                       calls->size(), " init calls"));
     }
     absl::StatusOr<engine::CallResult> result = (*instance)->RunInit(
         call.export_name, call.payload, std::min(remaining, options_.init_deadline));
     if (!result.ok()) {
-      return Annotate(result.status(), absl::StrCat("replaying init call ", i + 1, " of ", calls->size(),
-                                                    " (", call.export_name, ") failed: "));
+      return Annotate(result.status(),
+                      absl::StrCat("replaying init call ", i + 1, " of ", calls->size(), " (",
+                                   call.export_name, ") failed: "));
     }
     std::string digest = store::Sha256(result->answer);
     if (digest != call.result_digest) {
-      return absl::AbortedError(absl::StrCat(
-          "replay diverged at call ", i + 1, " (", call.export_name, "): result digest ", Hex(digest),
-          " differs from the recorded ", Hex(call.result_digest),
-          "; the guest's init calls are not deterministic"));
+      return absl::AbortedError(absl::StrCat("replay diverged at call ", i + 1, " (",
+                                             call.export_name, "): result digest ", Hex(digest),
+                                             " differs from the recorded ", Hex(call.result_digest),
+                                             "; the guest's init calls are not deterministic"));
     }
   }
   Reaper<ManagedInstance>* reaper = reaper_.get();
@@ -154,7 +156,8 @@ void InstancePair::WarmerMain() ABSL_NO_THREAD_SAFETY_ANALYSIS {
     while (!should_warm()) {
       // Wakes on every state change (conditions are re-evaluated when mu_ is released) and when
       // the retry backoff ends.
-      absl::Time wake = next_warm_attempt_ > absl::Now() ? next_warm_attempt_ : absl::InfiniteFuture();
+      absl::Time wake =
+          next_warm_attempt_ > absl::Now() ? next_warm_attempt_ : absl::InfiniteFuture();
       mu_.AwaitWithDeadline(should_warm, wake);
     }
     if (stopping_) break;
@@ -194,9 +197,8 @@ void InstancePair::WarmerMain() ABSL_NO_THREAD_SAFETY_ANALYSIS {
       standby_state_ = StandbyState::kFailed;
       standby_failure_ = warmed.status().ToString();
       ++consecutive_warm_failures_;
-      double backoff_seconds =
-          absl::ToDoubleSeconds(options_.warm_retry_base) *
-          std::pow(2.0, std::min(consecutive_warm_failures_ - 1, 20));
+      double backoff_seconds = absl::ToDoubleSeconds(options_.warm_retry_base) *
+                               std::pow(2.0, std::min(consecutive_warm_failures_ - 1, 20));
       backoff_seconds = std::min(backoff_seconds, absl::ToDoubleSeconds(options_.warm_retry_cap));
       std::uniform_real_distribution<double> jitter(0.75, 1.25);
       absl::Duration retry_in = absl::Seconds(backoff_seconds * jitter(jitter_));
@@ -227,16 +229,18 @@ absl::StatusOr<InstancePair::Lease> InstancePair::TakeStandbyLocked(absl::Durati
   }
   if (standby_ == nullptr) {
     std::string state(StandbyStateName(standby_state_));
-    if (standby_state_ == StandbyState::kFailed) absl::StrAppend(&state, " (", standby_failure_, ")");
-    return absl::UnavailableError(absl::StrCat("no ready instance within ", absl::FormatDuration(wait),
-                                               "; the standby is ", state));
+    if (standby_state_ == StandbyState::kFailed)
+      absl::StrAppend(&state, " (", standby_failure_, ")");
+    return absl::UnavailableError(absl::StrCat(
+        "no ready instance within ", absl::FormatDuration(wait), "; the standby is ", state));
   }
   Lease lease = std::move(standby_);
   standby_state_ = StandbyState::kEmpty;
   return lease;
 }
 
-absl::StatusOr<InstancePair::Lease> InstancePair::ActiveLocked(absl::Duration wait, Events& events) {
+absl::StatusOr<InstancePair::Lease> InstancePair::ActiveLocked(absl::Duration wait,
+                                                               Events& events) {
   if (options_.policy == SwapPolicy::kThreshold && swap_due_ && standby_ != nullptr) {
     std::vector<Lease> released;  // Dropped at return, with the lock held: only a queue push.
     absl::Time pause_start = absl::Now();
@@ -362,10 +366,10 @@ absl::Status InstancePair::WaitUntilReady(absl::Duration timeout) {
   if (mu_.AwaitWithTimeout(ready, timeout) && !stopping_) {
     return absl::OkStatus();
   }
-  return absl::UnavailableError(absl::StrCat(
-      "no instance became ready within ", absl::FormatDuration(timeout), "; the standby is ",
-      StandbyStateName(standby_state_),
-      standby_failure_.empty() ? "" : absl::StrCat(" (", standby_failure_, ")")));
+  return absl::UnavailableError(
+      absl::StrCat("no instance became ready within ", absl::FormatDuration(timeout),
+                   "; the standby is ", StandbyStateName(standby_state_),
+                   standby_failure_.empty() ? "" : absl::StrCat(" (", standby_failure_, ")")));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -390,8 +394,8 @@ absl::StatusOr<std::optional<BlockOutcome>> InstancePair::CheckSubmission(
     absl::StatusOr<store::BlockRecord> stored = store_.GetBlock(block.height);
     if (!stored.ok()) {
       if (stored.status().code() == absl::StatusCode::kNotFound) {
-        return absl::FailedPreconditionError(absl::StrCat(
-            "height ", block.height, " is below the first height this node indexes"));
+        return absl::FailedPreconditionError(
+            absl::StrCat("height ", block.height, " is below the first height this node indexes"));
       }
       return stored.status();
     }
@@ -402,8 +406,8 @@ absl::StatusOr<std::optional<BlockOutcome>> InstancePair::CheckSubmission(
       return outcome;
     }
     return absl::FailedPreconditionError(absl::StrCat("height ", block.height,
-                                                      " already committed with hash ", Hex(stored->hash),
-                                                      "; roll back first"));
+                                                      " already committed with hash ",
+                                                      Hex(stored->hash), "; roll back first"));
   }
   if (block.height != tip->height + 1) {
     return absl::FailedPreconditionError(
@@ -585,8 +589,8 @@ absl::StatusOr<ViewOutcome> InstancePair::View(absl::string_view name,
   if (lease == nullptr) {
     std::optional<uint32_t> start = store_.GetStartHeight();
     if (!start.has_value() || resolved < *start) {
-      return absl::NotFoundError(absl::StrCat("height ", resolved,
-                                              " is below the first height this node indexes"));
+      return absl::NotFoundError(
+          absl::StrCat("height ", resolved, " is below the first height this node indexes"));
     }
     TANDEM_ASSIGN_OR_RETURN(lease, HistoricalInstance(resolved));
   }

@@ -16,7 +16,6 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
-#include "util/mutex.h"
 #include "absl/time/time.h"
 #include "engine/call_types.h"
 #include "engine/instance.h"
@@ -25,6 +24,7 @@
 #include "proxy/reaper.h"
 #include "proxy/store_reader.h"
 #include "store/block_store.h"
+#include "util/mutex.h"
 
 namespace tandem::proxy {
 
@@ -174,8 +174,7 @@ class InstancePair {
   using Events = std::vector<PairEvent>;
 
   // Creates an instance and replays the init log into it, within warm_deadline (or `deadline`).
-  absl::StatusOr<Lease> Warm(uint64_t generation, absl::Duration deadline)
-      ABSL_LOCKS_EXCLUDED(mu_);
+  absl::StatusOr<Lease> Warm(uint64_t generation, absl::Duration deadline) ABSL_LOCKS_EXCLUDED(mu_);
   void WarmerMain() ABSL_LOCKS_EXCLUDED(mu_);
   // True while the warmer should fill the standby slot.
   bool StandbyWantedLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

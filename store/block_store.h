@@ -12,10 +12,10 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "util/mutex.h"
 #include "rocksdb/db.h"
 #include "store/replay_log.h"
 #include "store/state_root.h"
+#include "util/mutex.h"
 
 namespace tandem::store {
 

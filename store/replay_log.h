@@ -10,8 +10,8 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "util/mutex.h"
 #include "rocksdb/db.h"
+#include "util/mutex.h"
 
 namespace tandem::store {
 

@@ -1,5 +1,6 @@
 // Early-return helpers for absl::Status and absl::StatusOr, shared by every layer.
-// Header-only and dependency-free beyond abseil: util/ sits below engine/, store/ and everything else.
+// Header-only and dependency-free beyond abseil: util/ sits below engine/, store/ and everything
+// else.
 #pragma once
 
 #include <utility>
@@ -21,7 +22,7 @@
 // returns the error from the enclosing function.
 #define TANDEM_ASSIGN_OR_RETURN(lhs, expr) \
   TANDEM_ASSIGN_OR_RETURN_IMPL(TANDEM_STATUS_CONCAT(tandem_statusor_, __LINE__), lhs, expr)
-#define TANDEM_ASSIGN_OR_RETURN_IMPL(statusor, lhs, expr) \
-  auto statusor = (expr);                                 \
+#define TANDEM_ASSIGN_OR_RETURN_IMPL(statusor, lhs, expr)  \
+  auto statusor = (expr);                                  \
   if (!statusor.ok()) return std::move(statusor).status(); \
   lhs = *std::move(statusor)

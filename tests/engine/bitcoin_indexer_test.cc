@@ -52,7 +52,8 @@ class BitcoinIndexerTest : public ::testing::Test {
   std::string View(absl::string_view name, uint32_t height, absl::string_view request) {
     auto instance = Instance::Create(*module_, {});
     EXPECT_TRUE(instance.ok()) << instance.status();
-    absl::StatusOr<CallResult> result = (*instance)->RunView(name, height, request, state_, kDeadline);
+    absl::StatusOr<CallResult> result =
+        (*instance)->RunView(name, height, request, state_, kDeadline);
     EXPECT_TRUE(result.ok()) << name << ": " << result.status();
     return result.ok() ? result->answer : "";
   }

@@ -5,11 +5,11 @@
 #include <thread>
 #include <vector>
 
-#include "util/mutex.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/engine/bitcoin_fixtures.h"
 #include "tests/engine/test_support.h"
+#include "util/mutex.h"
 
 namespace tandem::engine {
 namespace {
@@ -69,7 +69,8 @@ TEST(InstanceTest, HostLenAndLoadInputDeliverHeightAndPayload) {
   auto module = LoadGuestOrDie("reads_and_writes");
   auto instance = NewInstanceOrDie(*module);
   MemoryStateReader reader;
-  absl::StatusOr<CallResult> echo = instance->RunView("echo", 77, "payload bytes", reader, kDeadline);
+  absl::StatusOr<CallResult> echo =
+      instance->RunView("echo", 77, "payload bytes", reader, kDeadline);
   ASSERT_TRUE(echo.ok()) << echo.status();
   EXPECT_EQ(echo->answer, "payload bytes");
 }
@@ -88,8 +89,8 @@ TEST(InstanceTest, WritesReadsAndDeletesFollowTheAbi) {
   absl::StatusOr<BlockResult> result = instance->RunBlock(6, block, reader, kDeadline);
   ASSERT_TRUE(result.ok()) << result.status();
   const BlockWrites expected = {
-      {"committed/read", "old"},  {"missing/read", "-"}, {"fresh", "v2"},
-      {"fresh/read", "v1"},       {"deleted-later", ""}, {"deleted-later/read", "-"},
+      {"committed/read", "old"}, {"missing/read", "-"}, {"fresh", "v2"},
+      {"fresh/read", "v1"},      {"deleted-later", ""}, {"deleted-later/read", "-"},
   };
   EXPECT_EQ(result->writes, expected);
 }
@@ -128,8 +129,8 @@ TEST(InstanceTest, LogLinesReachTheSinkRateLimited) {
   options.max_log_line_bytes = 5;
   auto instance = NewInstanceOrDie(*module, options);
   MemoryStateReader reader;
-  std::string block = Operation(kLog, "hello world") + Operation(kLog, "second") +
-                      Operation(kLog, "dropped");
+  std::string block =
+      Operation(kLog, "hello world") + Operation(kLog, "second") + Operation(kLog, "dropped");
   ASSERT_TRUE(instance->RunBlock(1, block, reader, kDeadline).ok());
   EXPECT_THAT(sink.lines(), ::testing::ElementsAre("generation 3: hello", "generation 3: secon"));
 }
@@ -138,19 +139,18 @@ TEST(InstanceTest, OutOfBoundsPointersFailTheCallNamingTheFunction) {
   auto module = LoadGuestOrDie("reads_and_writes");
   MemoryStateReader reader;
   const std::pair<const char*, const char*> cases[] = {
-      {"bad_get_pointer", "__get_len"},
-      {"bad_flush_pointer", "pointer"},
-      {"bad_load_input", "__load_input"},
-      {"bad_get_value_pointer", "__get: destination"},
-      {"bad_log_pointer", "__log"},
-      {"bad_answer_pointer", "returned a bad pointer"},
+      {"bad_get_pointer", "__get_len"},   {"bad_flush_pointer", "pointer"},
+      {"bad_load_input", "__load_input"}, {"bad_get_value_pointer", "__get: destination"},
+      {"bad_log_pointer", "__log"},       {"bad_answer_pointer", "returned a bad pointer"},
   };
   for (const auto& [view, expected] : cases) {
     auto instance = NewInstanceOrDie(*module);
     absl::Status status = instance->RunView(view, 1, "", reader, kDeadline).status();
     EXPECT_EQ(status.code(), absl::StatusCode::kAborted) << view << ": " << status;
     EXPECT_THAT(std::string(status.message()), HasSubstr(expected)) << view;
-    EXPECT_THAT(std::string(status.message()), ::testing::ContainsRegex("past the end|no length prefix")) << view;
+    EXPECT_THAT(std::string(status.message()),
+                ::testing::ContainsRegex("past the end|no length prefix"))
+        << view;
     // Sticky: the instance refuses every later call with the original cause.
     absl::Status later = instance->RunView("echo", 1, "", reader, kDeadline).status();
     EXPECT_EQ(later.code(), absl::StatusCode::kFailedPrecondition) << later;
@@ -222,7 +222,9 @@ INSTANTIATE_TEST_SUITE_P(
         FailureCase{"malformed_flush", absl::StatusCode::kAborted, "malformed flush"},
         FailureCase{"no_flush", absl::StatusCode::kAborted, "without calling __flush"},
         FailureCase{"deep_recursion", absl::StatusCode::kUnavailable, "native stack"}),
-    [](const ::testing::TestParamInfo<FailureCase>& info) { return std::string(info.param.guest); });
+    [](const ::testing::TestParamInfo<FailureCase>& info) {
+      return std::string(info.param.guest);
+    });
 
 TEST(InstanceTest, RunawayBlockIsTerminatedAtItsDeadline) {
   auto module = LoadGuestOrDie("runaway");

@@ -59,12 +59,14 @@ TEST(KeyValueFlushTest, SkipsUnknownFieldsAsProtobufDoes) {
 
 TEST(KeyValueFlushTest, RefusesMalformedMessagesAndLeavesPairsAlone) {
   const std::string bad[] = {
-      Field(1, "k"),                                   // A key without its value.
-      std::string("\x0a\x05" "abc", 5),                // Length past the end.
-      std::string("\x0a", 1),                          // Missing length.
-      std::string("\x08\x01", 2),                      // Field 1 as a varint.
-      std::string("\x0b", 1),                          // Wire type 3 (groups): invalid here.
-      std::string("\x00\x00", 2),                      // Field number 0.
+      Field(1, "k"),  // A key without its value.
+      std::string("\x0a\x05"
+                  "abc",
+                  5),              // Length past the end.
+      std::string("\x0a", 1),      // Missing length.
+      std::string("\x08\x01", 2),  // Field 1 as a varint.
+      std::string("\x0b", 1),      // Wire type 3 (groups): invalid here.
+      std::string("\x00\x00", 2),  // Field number 0.
       std::string("\x0a\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff", 11),  // Overlong varint.
   };
   for (const std::string& message : bad) {

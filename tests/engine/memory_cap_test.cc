@@ -36,7 +36,8 @@ TEST(MemoryCapTest, GrowFailsExactlyPastTheCap) {
     ASSERT_TRUE(result.ok()) << result.status();
     // memory.grow returns the old size (1 page) when the new size fits in 160 pages, else -1.
     int32_t expected = 1 + pages <= 160 ? 1 : -1;
-    EXPECT_EQ(result->writes.at("grow"), U32Le(static_cast<uint32_t>(expected))) << pages << " pages";
+    EXPECT_EQ(result->writes.at("grow"), U32Le(static_cast<uint32_t>(expected)))
+        << pages << " pages";
     if (expected == 1) {
       EXPECT_EQ(result->memory.linear_memory_bytes, (1 + pages) * kWasmPageBytes);
     }
@@ -87,7 +88,8 @@ TEST(MemoryCapTest, InjectedHostCommitFailureBelowTheCapIsAHostError) {
 
   auto fresh = Instance::Create(*module, {});
   ASSERT_TRUE(fresh.ok()) << fresh.status();
-  absl::StatusOr<BlockResult> result = (*fresh)->RunBlock(1, StressPayload(1, 16), reader, kDeadline);
+  absl::StatusOr<BlockResult> result =
+      (*fresh)->RunBlock(1, StressPayload(1, 16), reader, kDeadline);
   ASSERT_TRUE(result.ok()) << result.status();
   EXPECT_EQ(result->writes.at("result"), "SUCCESS");
 }

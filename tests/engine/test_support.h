@@ -12,11 +12,11 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
-#include "util/mutex.h"
 #include "engine/module.h"
 #include "engine/platform.h"
 #include "engine/state_reader.h"
 #include "gtest/gtest.h"
+#include "util/mutex.h"
 
 namespace tandem::engine::testing {
 
@@ -35,8 +35,8 @@ inline std::string GuestBytes(absl::string_view name) {
 
 inline void InitializeV8OrDie() { ASSERT_TRUE(InitializeV8().ok()); }
 
-inline std::unique_ptr<Module> LoadGuestOrDie(absl::string_view name,
-                                              uint64_t memory_limit_bytes = kDefaultMemoryLimitBytes) {
+inline std::unique_ptr<Module> LoadGuestOrDie(
+    absl::string_view name, uint64_t memory_limit_bytes = kDefaultMemoryLimitBytes) {
   InitializeV8OrDie();
   absl::StatusOr<std::unique_ptr<Module>> module =
       Module::Load(GuestBytes(name), ModuleOptions{memory_limit_bytes});

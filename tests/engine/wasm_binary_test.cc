@@ -63,7 +63,8 @@ TEST(WasmBinaryTest, RefusesGarbageAndTruncation) {
   // Every other prefix is refused with a clear error, never read past its end.
   for (size_t length = 8; length < bytes.size(); ++length) {
     if (boundaries.count(length) != 0) continue;
-    absl::StatusOr<WasmModuleInfo> info = ParseWasmBinary(absl::string_view(bytes).substr(0, length));
+    absl::StatusOr<WasmModuleInfo> info =
+        ParseWasmBinary(absl::string_view(bytes).substr(0, length));
     EXPECT_FALSE(info.ok()) << "prefix of " << length << " bytes was accepted";
   }
 }

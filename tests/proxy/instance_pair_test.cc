@@ -12,19 +12,20 @@
 namespace tandem::proxy {
 namespace {
 
-using ::testing::HasSubstr;
+using engine::testing::U32Le;
 using testing::Block;
 using testing::EventRecorder;
 using testing::FastOptions;
+using ::testing::HasSubstr;
 using testing::LoadGuestOrDie;
 using testing::OpenStoreOrDie;
-using engine::testing::U32Le;
 
 constexpr absl::Duration kReady = absl::Seconds(20);
 
 // The state roots of heights 1..N after ingesting `blocks` under `options`, with an optional
 // thread forcing manual swaps the whole time.
-std::vector<std::string> IngestAndCollectRoots(const engine::Module& module, const std::vector<std::string>& blocks,
+std::vector<std::string> IngestAndCollectRoots(const engine::Module& module,
+                                               const std::vector<std::string>& blocks,
                                                PairOptions options, bool random_manual_swaps,
                                                EventRecorder& events) {
   store::testing::TempDir dir;
@@ -44,7 +45,8 @@ std::vector<std::string> IngestAndCollectRoots(const engine::Module& module, con
   }
   std::vector<std::string> roots;
   for (size_t i = 0; i < blocks.size(); ++i) {
-    absl::StatusOr<BlockOutcome> outcome = pair.SubmitBlock(Block(static_cast<uint32_t>(i + 1), blocks[i]));
+    absl::StatusOr<BlockOutcome> outcome =
+        pair.SubmitBlock(Block(static_cast<uint32_t>(i + 1), blocks[i]));
     EXPECT_TRUE(outcome.ok()) << "height " << i + 1 << ": " << outcome.status();
     if (!outcome.ok()) break;
     roots.push_back(outcome->record.state_root);
@@ -156,7 +158,8 @@ TEST(InstancePairTest, ViewsBlocksAndManualSwapsUnderLoadNeverFailACall) {
   }
   threads.emplace_back([&] {
     for (uint32_t height = 2; !done.load(); ++height) {
-      absl::StatusOr<BlockOutcome> outcome = pair.SubmitBlock(Block(height, generator.Next(height)));
+      absl::StatusOr<BlockOutcome> outcome =
+          pair.SubmitBlock(Block(height, generator.Next(height)));
       ++blocks;
       if (!outcome.ok()) {
         ++block_failures;
@@ -266,7 +269,8 @@ TEST(InstancePairTest, ReplayDivergenceIsDetectedAndTheStandbyNeverPromoted) {
   ASSERT_TRUE(events.WaitFor(PairEvent::Kind::kWarmFailed, 1, absl::Seconds(10)));
   PairStatus status = pair.Status();
   EXPECT_EQ(status.standby_state, StandbyState::kFailed);
-  EXPECT_THAT(status.standby_failure, HasSubstr("replay diverged at call 1 (init_nondeterministic)"));
+  EXPECT_THAT(status.standby_failure,
+              HasSubstr("replay diverged at call 1 (init_nondeterministic)"));
   const uint64_t active_generation = status.active.generation;
   absl::Status swap = pair.Swap(absl::Milliseconds(300)).status();
   EXPECT_EQ(swap.code(), absl::StatusCode::kUnavailable) << swap;
@@ -313,14 +317,16 @@ TEST(InstancePairTest, ViewsAreBoundToTheirHeightWhileBlocksArrive) {
     InstancePair pair(*module, *store, FastOptions(policy), nullptr);
     ASSERT_TRUE(pair.WaitUntilReady(kReady).ok());
     for (uint32_t height = 1; height <= 30; ++height) {
-      ASSERT_TRUE(pair.SubmitBlock(Block(height, CachingPair("a", absl::StrCat("v", height)))).ok());
+      ASSERT_TRUE(
+          pair.SubmitBlock(Block(height, CachingPair("a", absl::StrCat("v", height)))).ok());
       // Alternate: the tip, an old height, the tip again, another old height.
       const uint32_t asked[] = {height, height / 2 + 1, height, (height * 7) % height + 1};
       for (uint32_t at : asked) {
         absl::StatusOr<ViewOutcome> view = pair.View("get", at, "a");
         ASSERT_TRUE(view.ok()) << view.status();
         EXPECT_EQ(view->height, at);
-        EXPECT_EQ(view->answer, absl::StrCat("v", at)) << "view at " << at << " with tip " << height;
+        EXPECT_EQ(view->answer, absl::StrCat("v", at))
+            << "view at " << at << " with tip " << height;
       }
       absl::StatusOr<ViewOutcome> latest = pair.View("get", std::nullopt, "a");
       ASSERT_TRUE(latest.ok());
@@ -341,7 +347,7 @@ TEST(InstancePairTest, RollbackReplacesEveryInstanceThatSawAnUndoneHeight) {
     ASSERT_TRUE(pair.SubmitBlock(Block(height, CachingPair("a", absl::StrCat("v", height)))).ok());
   }
   ASSERT_EQ(pair.View("get", std::nullopt, "a")->answer, "v5");  // Now cached by the active.
-  ASSERT_EQ(pair.View("get", 4, "a")->answer, "v4");              // And by an instance for 4.
+  ASSERT_EQ(pair.View("get", 4, "a")->answer, "v4");             // And by an instance for 4.
   ASSERT_TRUE(pair.Rollback(3).ok());
   EXPECT_EQ(pair.Status().tip, 3u);
   absl::StatusOr<ViewOutcome> view = pair.View("get", std::nullopt, "a");
@@ -366,7 +372,8 @@ TEST(InstancePairTest, BlockChecksComeBeforeAnyGuestRuns) {
   ASSERT_TRUE(first.ok()) << first.status();
   const int swaps = events.Swaps(SwapReason::kBlock);
 
-  EXPECT_EQ(pair.SubmitBlock(Block(12, "b")).status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(pair.SubmitBlock(Block(12, "b")).status().code(),
+            absl::StatusCode::kFailedPrecondition);
   BlockSubmission wrong_parent = Block(11, "b");
   wrong_parent.prev_hash = std::string(32, 'x');
   absl::Status parent = pair.SubmitBlock(wrong_parent).status();
@@ -390,7 +397,8 @@ TEST(InstancePairTest, BlockChecksComeBeforeAnyGuestRuns) {
 
 TEST(InstancePairTest, FailedBlockCommitsNothingAndTheNextGoodBlockDoes) {
   auto module = LoadGuestOrDie("reads_and_writes");
-  for (SwapPolicy policy : {SwapPolicy::kBlock, SwapPolicy::kThreshold, SwapPolicy::kNone, SwapPolicy::kSync}) {
+  for (SwapPolicy policy :
+       {SwapPolicy::kBlock, SwapPolicy::kThreshold, SwapPolicy::kNone, SwapPolicy::kSync}) {
     SCOPED_TRACE(SwapPolicyName(policy));
     store::testing::TempDir dir;
     auto store = OpenStoreOrDie(dir.path() / "db");

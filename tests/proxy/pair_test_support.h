@@ -8,12 +8,12 @@
 #include <string>
 #include <vector>
 
-#include "util/mutex.h"
 #include "proxy/instance_pair.h"
 #include "store/state_root.h"
 #include "tests/engine/bitcoin_fixtures.h"
 #include "tests/engine/test_support.h"
 #include "tests/store/test_util.h"
+#include "util/mutex.h"
 
 namespace tandem::proxy::testing {
 
@@ -37,9 +37,10 @@ class EventRecorder : public PairEventSink {
   }
   int Swaps(SwapReason reason) const {
     util::MutexLock lock(&mu_);
-    return static_cast<int>(std::count_if(events_.begin(), events_.end(), [reason](const PairEvent& e) {
-      return e.kind == PairEvent::Kind::kSwap && e.reason == reason;
-    }));
+    return static_cast<int>(
+        std::count_if(events_.begin(), events_.end(), [reason](const PairEvent& e) {
+          return e.kind == PairEvent::Kind::kSwap && e.reason == reason;
+        }));
   }
   // Waits up to `timeout` for `count` events of `kind`.
   bool WaitFor(PairEvent::Kind kind, int count, absl::Duration timeout) const {
@@ -124,7 +125,8 @@ class BlockGenerator {
     for (int i = 0; i < outputs; ++i) {
       AppendU64Le(tx, 1000 + random_() % 100000);
       // One of a few scripts, so per-script totals accumulate across blocks.
-      std::string script = "\x76\xa9\x14" + std::string(20, static_cast<char>('a' + random_() % 5)) + "\x88\xac";
+      std::string script =
+          "\x76\xa9\x14" + std::string(20, static_cast<char>('a' + random_() % 5)) + "\x88\xac";
       AppendCompactSize(tx, script.size());
       tx.append(script);
     }
@@ -156,7 +158,8 @@ inline std::vector<std::string> FixtureThenGeneratedBlocks(int count) {
 inline std::unique_ptr<store::BlockStore> OpenStoreOrDie(const std::filesystem::path& path) {
   store::BlockStoreOptions options;
   options.sync = false;  // Durability is the store's tests' business; these test the pair.
-  absl::StatusOr<std::unique_ptr<store::BlockStore>> opened = store::BlockStore::Open(path, options);
+  absl::StatusOr<std::unique_ptr<store::BlockStore>> opened =
+      store::BlockStore::Open(path, options);
   EXPECT_TRUE(opened.ok()) << opened.status();
   return opened.ok() ? *std::move(opened) : nullptr;
 }
