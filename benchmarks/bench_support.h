@@ -1,0 +1,87 @@
+// Shared helpers of the in-process benchmarks: guest bytes, a scratch directory, percentiles.
+// Benchmark-only; it must never be linked into the product.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "engine/module.h"
+#include "engine/platform.h"
+
+namespace tandem::bench {
+
+// The example indexer (76 KB) and the 2–3 MB benchmark guest.
+inline constexpr absl::string_view kSmallGuest = "bitcoin_indexer";
+inline constexpr absl::string_view kLargeGuest = "bench_guest";
+
+inline std::string ReadFileOrEmpty(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in.good()) return "";
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  return buffer.str();
+}
+
+// Loads build/guests/NAME.wasm (compiled once per process and cached: every benchmark of a run
+// shares one compiled module per guest, as a server does). Aborts when the guest is missing.
+inline const engine::Module& GuestModule(absl::string_view name) {
+  static auto* modules = new std::vector<std::pair<std::string, std::unique_ptr<engine::Module>>>();
+  for (auto& [loaded, module] : *modules) {
+    if (loaded == name) return *module;
+  }
+  if (absl::Status status = engine::InitializeV8(); !status.ok()) {
+    std::fprintf(stderr, "InitializeV8: %s\n", status.ToString().c_str());
+    std::abort();
+  }
+  const std::string path = absl::StrCat(TANDEM_GUEST_DIR, "/", name, ".wasm");
+  const std::string bytes = ReadFileOrEmpty(path);
+  absl::StatusOr<std::unique_ptr<engine::Module>> module =
+      engine::Module::Load(bytes, engine::ModuleOptions{});
+  if (!module.ok()) {
+    std::fprintf(stderr, "cannot load %s: %s\n", path.c_str(), module.status().ToString().c_str());
+    std::abort();
+  }
+  modules->emplace_back(std::string(name), *std::move(module));
+  return *modules->back().second;
+}
+
+// A temporary directory, removed afterwards.
+class ScratchDir {
+ public:
+  ScratchDir() {
+    std::string pattern =
+        (std::filesystem::temp_directory_path() / "tandem-bench-XXXXXX").string();
+    if (mkdtemp(pattern.data()) == nullptr) std::abort();
+    path_ = pattern;
+  }
+  ~ScratchDir() {
+    std::error_code ignored;
+    std::filesystem::remove_all(path_, ignored);
+  }
+  const std::filesystem::path& path() const { return path_; }
+
+ private:
+  std::filesystem::path path_;
+};
+
+// The q-quantile (0..1) of `samples` by nearest rank; 0 for none. Sorts `samples`.
+inline double Quantile(std::vector<double>& samples, double q) {
+  if (samples.empty()) return 0;
+  std::sort(samples.begin(), samples.end());
+  size_t rank = static_cast<size_t>(q * static_cast<double>(samples.size()));
+  return samples[std::min(rank, samples.size() - 1)];
+}
+
+inline double Micros(absl::Duration d) { return absl::ToDoubleMicroseconds(d); }
+
+}  // namespace tandem::bench

@@ -1,0 +1,87 @@
+#include "server/admin_service.h"
+
+#include "server/auth.h"
+#include "server/convert.h"
+#include "server/status_mapping.h"
+
+namespace tandem::server {
+
+AdminService::AdminService(proxy::InstancePair& pair, EventHub& events, std::string token,
+                           std::string module_path)
+    : pair_(pair),
+      events_(events),
+      token_(std::move(token)),
+      module_path_(std::move(module_path)) {}
+
+grpc::Status AdminService::Status(grpc::ServerContext* context,
+                                  const tandem::v1::StatusRequest* /*request*/,
+                                  tandem::v1::StatusResponse* response) {
+  if (grpc::Status auth = CheckBearerToken(*context, token_); !auth.ok()) return auth;
+  ToProto(pair_.Status(), response);
+  response->set_module_path(module_path_);
+  return grpc::Status::OK;
+}
+
+grpc::Status AdminService::Swap(grpc::ServerContext* context,
+                                const tandem::v1::SwapRequest* request,
+                                tandem::v1::SwapResponse* response) {
+  if (grpc::Status auth = CheckBearerToken(*context, token_); !auth.ok()) return auth;
+  absl::Duration wait = kDefaultSwapWait;
+  if (request->has_wait()) {
+    absl::StatusOr<absl::Duration> given = FromProto(request->wait());
+    if (!given.ok() || *given < absl::ZeroDuration()) {
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                          "wait must be a non-negative duration");
+    }
+    if (*given > absl::ZeroDuration()) wait = std::min(*given, kMaxSwapWait);
+  }
+  absl::StatusOr<proxy::SwapOutcome> outcome = pair_.Swap(wait);
+  if (!outcome.ok()) return ToGrpcStatus(outcome.status());
+  ToProto(*outcome, response);
+  return grpc::Status::OK;
+}
+
+grpc::Status AdminService::Initialize(grpc::ServerContext* context,
+                                      const tandem::v1::InitializeRequest* request,
+                                      tandem::v1::InitializeResponse* response) {
+  if (grpc::Status auth = CheckBearerToken(*context, token_); !auth.ok()) return auth;
+  if (request->name().empty()) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "init call name must not be empty");
+  }
+  absl::StatusOr<proxy::InitOutcome> outcome =
+      pair_.Initialize(request->name(), request->payload());
+  if (!outcome.ok()) return ToGrpcStatus(outcome.status());
+  response->set_answer(std::move(outcome->answer));
+  response->set_digest(std::move(outcome->digest));
+  response->set_replay_log_calls(outcome->replay_log_calls);
+  return grpc::Status::OK;
+}
+
+grpc::Status AdminService::WatchEvents(grpc::ServerContext* context,
+                                       const tandem::v1::WatchEventsRequest* /*request*/,
+                                       grpc::ServerWriter<tandem::v1::PairEvent>* writer) {
+  if (grpc::Status auth = CheckBearerToken(*context, token_); !auth.ok()) return auth;
+  std::unique_ptr<EventHub::Subscription> subscription = events_.Subscribe();
+  // The client learns that the subscription exists (its initial metadata arrives) before any
+  // event does: a client may wait for it before it triggers something to watch.
+  writer->SendInitialMetadata();
+  proxy::PairEvent event;
+  uint64_t dropped_before = 0;
+  tandem::v1::PairEvent message;
+  while (!context->IsCancelled()) {
+    switch (subscription->Next(absl::Milliseconds(200), &event, &dropped_before)) {
+      case EventHub::Subscription::Result::kTimeout:
+        continue;
+      case EventHub::Subscription::Result::kClosed:
+        return grpc::Status(grpc::StatusCode::UNAVAILABLE, "server shutting down");
+      case EventHub::Subscription::Result::kEvent:
+        message.Clear();
+        ToProto(event, dropped_before, &message);
+        if (!writer->Write(message)) return grpc::Status::OK;  // The client went away.
+        break;
+    }
+  }
+  return grpc::Status(grpc::StatusCode::CANCELLED, "watch cancelled");
+}
+
+}  // namespace tandem::server

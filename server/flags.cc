@@ -1,0 +1,195 @@
+#include "server/flags.h"
+
+#include <atomic>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/flags/usage_config.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+
+#ifndef TANDEM_DEFAULT_MODULE
+#define TANDEM_DEFAULT_MODULE "bitcoin_indexer.wasm"
+#endif
+
+namespace tandem::server {
+
+// A byte size flag: accepts "4294967296", "64MiB", "4GiB" (see ParseByteSize).
+struct ByteSizeFlag {
+  uint64_t bytes = 0;
+};
+bool AbslParseFlag(absl::string_view text, ByteSizeFlag* flag, std::string* error) {
+  absl::StatusOr<uint64_t> bytes = ParseByteSize(text);
+  if (!bytes.ok()) {
+    *error = std::string(bytes.status().message());
+    return false;
+  }
+  flag->bytes = *bytes;
+  return true;
+}
+std::string AbslUnparseFlag(ByteSizeFlag flag) { return FormatByteSize(flag.bytes); }
+
+// A swap policy flag: block, threshold, none or sync.
+struct SwapPolicyFlag {
+  proxy::SwapPolicy policy = proxy::SwapPolicy::kBlock;
+};
+bool AbslParseFlag(absl::string_view text, SwapPolicyFlag* flag, std::string* error) {
+  if (proxy::ParseSwapPolicy(text, &flag->policy)) return true;
+  *error = absl::StrCat("'", text, "' is not a swap policy (block, threshold, none, sync)");
+  return false;
+}
+std::string AbslUnparseFlag(SwapPolicyFlag flag) {
+  return std::string(proxy::SwapPolicyName(flag.policy));
+}
+
+}  // namespace tandem::server
+
+using tandem::server::ByteSizeFlag;
+using tandem::server::SwapPolicyFlag;
+
+ABSL_FLAG(std::string, module, TANDEM_DEFAULT_MODULE,
+          "The guest WebAssembly module to serve. It must export `memory` and `_start` and import "
+          "only the host ABI from `env`; an invalid module stops tandemd with exit status 1 and a "
+          "message naming the offending import or export. Default: the bundled example indexer.");
+ABSL_FLAG(std::string, db, "./data/tandem-db",
+          "Folder of the RocksDB database (blocks, versioned state, replay log). Created when "
+          "missing; only one tandemd may open it at a time.");
+ABSL_FLAG(std::string, listen, "127.0.0.1:50051",
+          "host:port of the public gRPC listener (Indexer, health, reflection). Port 0 picks a "
+          "free port. Use 0.0.0.0:PORT to accept remote clients (then set --token and TLS).");
+ABSL_FLAG(std::string, admin_listen, "127.0.0.1:50052",
+          "host:port of the admin gRPC listener (Admin, health, reflection). Empty: no admin "
+          "listener.");
+ABSL_FLAG(bool, admin_on_public, false,
+          "Also serve the Admin service on --listen. Off by default: Admin answers UNIMPLEMENTED "
+          "there. Combine with --admin_token.");
+ABSL_FLAG(std::string, metrics_listen, "127.0.0.1:9464",
+          "host:port of the Prometheus /metrics endpoint. Empty: no metrics endpoint.");
+ABSL_FLAG(SwapPolicyFlag, swap_policy, SwapPolicyFlag{},
+          "When the instance pair swaps: `block` (every block on a freshly warmed instance; "
+          "deterministic for every guest), `threshold` (swap when memory passes --swap_at), "
+          "`none` (only on failure or Admin.Swap), `sync` (re-instantiate after every block on "
+          "the critical path; a benchmark baseline).");
+ABSL_FLAG(double, warm_at, 0.70,
+          "Fraction of --memory_limit at which `threshold` starts warming the standby. "
+          "0 < warm_at <= swap_at <= 1.");
+ABSL_FLAG(double, swap_at, 0.90,
+          "Fraction of --memory_limit at which `threshold` swaps at the next call boundary.");
+ABSL_FLAG(ByteSizeFlag, memory_limit, ByteSizeFlag{4ull << 30},
+          "Guest linear memory cap (rounded down to 64 KiB pages): memory.grow fails past it, on "
+          "every node alike. Bytes, or with a unit: 64MiB, 1GiB, 4GiB (the maximum).");
+ABSL_FLAG(absl::Duration, block_deadline, absl::Seconds(60),
+          "Deadline of one block's guest call (e.g. 60s, 1m30s); past it the block fails with "
+          "DEADLINE_EXCEEDED and nothing commits.");
+ABSL_FLAG(absl::Duration, view_deadline, absl::Seconds(5), "Deadline of one view call.");
+ABSL_FLAG(absl::Duration, init_deadline, absl::Seconds(60),
+          "Deadline of one Admin.Initialize call.");
+ABSL_FLAG(absl::Duration, warm_deadline, absl::Seconds(60),
+          "Deadline of one warm-up (instantiate, _initialize, replay of the init calls).");
+ABSL_FLAG(absl::Duration, standby_wait, absl::Seconds(10),
+          "How long a call waits for a READY instance when the policy needs one, before it "
+          "fails with UNAVAILABLE.");
+ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(30),
+          "On SIGTERM/SIGINT, how long in-flight calls may finish before they are cancelled.");
+ABSL_FLAG(ByteSizeFlag, max_message_bytes, ByteSizeFlag{64ull << 20},
+          "Largest gRPC message received or sent (a block, a view answer). Larger ones fail with "
+          "RESOURCE_EXHAUSTED. Bytes or with a unit (64MiB).");
+ABSL_FLAG(std::string, tls_cert, "",
+          "PEM certificate chain for TLS on every listener. Give with --tls_key, or neither "
+          "(plaintext).");
+ABSL_FLAG(std::string, tls_key, "", "PEM private key matching --tls_cert.");
+ABSL_FLAG(std::string, token, "",
+          "When set, Indexer calls must carry metadata `authorization: Bearer <token>`; missing "
+          "or wrong ones fail with UNAUTHENTICATED.");
+ABSL_FLAG(std::string, admin_token, "",
+          "When set, Admin calls must carry `authorization: Bearer <admin_token>`.");
+ABSL_FLAG(ByteSizeFlag, replay_log_max_bytes, ByteSizeFlag{64ull << 20},
+          "Cap of the replay log (init calls kept for every new instance); Initialize fails "
+          "with RESOURCE_EXHAUSTED past it.");
+ABSL_FLAG(bool, fsync, true,
+          "fsync the database's write-ahead log on every commit. Turn off only for benchmarks: a "
+          "power loss may then lose the last blocks (never half of one).");
+
+namespace tandem::server {
+namespace {
+
+// abseil exits with status 1 on a flag it cannot parse and after --help. tandemd promises 2 for
+// every usage error and 0 for help, so while parsing, an exit handler replaces abseil's status.
+std::atomic<int> exit_status_while_parsing{-1};
+
+void ExitWithParsingStatus() {
+  int status = exit_status_while_parsing.load();
+  if (status < 0) return;
+  std::fflush(stdout);
+  std::fflush(stderr);
+  std::_Exit(status);
+}
+
+bool IsHelpFlag(absl::string_view arg) {
+  for (absl::string_view help :
+       {"--help", "-help", "--helpfull", "-helpfull", "--helpshort", "-helpshort", "--version",
+        "-version", "--helppackage", "--helpon", "--helpmatch"}) {
+    if (arg == help || absl::StartsWith(arg, absl::StrCat(help, "="))) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+std::vector<char*> ParseFlagsOrExit(int argc, char** argv) {
+  absl::SetProgramUsageMessage(
+      "serves a WebAssembly indexer over gRPC, with two instances swapped atomically.\n"
+      "Usage: tandemd [--module=guest.wasm] [--db=./data/tandem-db] [flags]\n"
+      "Exit status: 0 after a clean shutdown (SIGTERM/SIGINT), 1 when start-up fails, 2 for a "
+      "bad flag.");
+  absl::FlagsUsageConfig usage;
+  // --help lists tandemd's own flags (defined in this file), not abseil's internal ones.
+  usage.contains_help_flags = [](absl::string_view file) {
+    return absl::EndsWith(file, "server/flags.cc");
+  };
+  usage.contains_helpshort_flags = usage.contains_help_flags;
+  absl::SetFlagsUsageConfig(usage);
+
+  bool help = false;
+  for (int i = 1; i < argc; ++i) help = help || IsHelpFlag(argv[i]);
+  exit_status_while_parsing = help ? kExitOk : kExitUsage;
+  std::atexit(ExitWithParsingStatus);
+  std::vector<char*> positional = absl::ParseCommandLine(argc, argv);
+  exit_status_while_parsing = -1;
+  return positional;
+}
+
+absl::StatusOr<ServerConfig> ServerConfigFromFlags() {
+  ServerConfig config;
+  config.module_path = absl::GetFlag(FLAGS_module);
+  config.db_path = absl::GetFlag(FLAGS_db);
+  config.listen = absl::GetFlag(FLAGS_listen);
+  config.admin_listen = absl::GetFlag(FLAGS_admin_listen);
+  config.admin_on_public = absl::GetFlag(FLAGS_admin_on_public);
+  config.metrics_listen = absl::GetFlag(FLAGS_metrics_listen);
+  config.swap_policy = absl::GetFlag(FLAGS_swap_policy).policy;
+  config.warm_at = absl::GetFlag(FLAGS_warm_at);
+  config.swap_at = absl::GetFlag(FLAGS_swap_at);
+  config.memory_limit_bytes = absl::GetFlag(FLAGS_memory_limit).bytes;
+  config.block_deadline = absl::GetFlag(FLAGS_block_deadline);
+  config.view_deadline = absl::GetFlag(FLAGS_view_deadline);
+  config.init_deadline = absl::GetFlag(FLAGS_init_deadline);
+  config.warm_deadline = absl::GetFlag(FLAGS_warm_deadline);
+  config.standby_wait = absl::GetFlag(FLAGS_standby_wait);
+  config.shutdown_grace = absl::GetFlag(FLAGS_shutdown_grace);
+  config.max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes).bytes;
+  config.tls_cert_path = absl::GetFlag(FLAGS_tls_cert);
+  config.tls_key_path = absl::GetFlag(FLAGS_tls_key);
+  config.token = absl::GetFlag(FLAGS_token);
+  config.admin_token = absl::GetFlag(FLAGS_admin_token);
+  config.replay_log_max_bytes = absl::GetFlag(FLAGS_replay_log_max_bytes).bytes;
+  config.fsync = absl::GetFlag(FLAGS_fsync);
+  if (absl::Status status = ValidateConfig(config); !status.ok()) return status;
+  return config;
+}
+
+}  // namespace tandem::server

@@ -1,0 +1,26 @@
+// tandemd's command-line flags (abseil): their definitions, parsing with the exit codes tandemd
+// promises, and the ServerConfig they describe. Only tandemd's main uses this file.
+#pragma once
+
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "server/config.h"
+
+namespace tandem::server {
+
+// Exit statuses of tandemd.
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitFailure = 1;  // Start-up failed (module, database, listener).
+inline constexpr int kExitUsage = 2;    // A flag is unknown, malformed or out of range.
+
+// Parses argv with abseil. Exits the process with kExitUsage (and abseil's message) on an unknown
+// flag or a value that does not parse, and with kExitOk after --help / --helpfull / --version.
+// Returns the positional arguments (argv[0] first).
+std::vector<char*> ParseFlagsOrExit(int argc, char** argv);
+
+// The configuration the parsed flags describe, validated: INVALID_ARGUMENT naming the flag when a
+// value is out of range or contradicts another (see ValidateConfig).
+absl::StatusOr<ServerConfig> ServerConfigFromFlags();
+
+}  // namespace tandem::server

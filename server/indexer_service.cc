@@ -1,0 +1,246 @@
+#include "server/indexer_service.h"
+
+#include <deque>
+#include <thread>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "server/auth.h"
+#include "server/convert.h"
+#include "server/status_mapping.h"
+
+namespace tandem::server {
+
+using tandem::v1::SubmitBlockRequest;
+using tandem::v1::SubmitBlockResponse;
+
+// One StreamBlocks call. gRPC's reactions (OnReadDone, OnWriteDone, OnCancel) only move messages
+// and flags; a worker thread of the call's own runs the blocks, one at a time and in order, so a
+// block that takes seconds never blocks gRPC's threads. Reads continue while a block runs
+// (pipelining) until the queue holds max_queued_blocks or max_queued_bytes.
+//
+// Lifetime: deleted by whichever of the worker (after Finish) and OnDone comes last.
+class IndexerService::BlockStreamReactor final
+    : public grpc::ServerBidiReactor<SubmitBlockRequest, SubmitBlockResponse> {
+ public:
+  BlockStreamReactor(IndexerService& service, grpc::CallbackServerContext* context)
+      : service_(service) {
+    grpc::Status auth = CheckBearerToken(*context, service_.token_);
+    if (!auth.ok()) {
+      refs_ = 1;  // No worker.
+      Finish(auth);
+      return;
+    }
+    {
+      absl::MutexLock lock(&mu_);
+      read_pending_ = true;
+    }
+    StartRead(&request_);
+    std::thread([this] { RunWorker(); }).detach();
+  }
+
+  void OnReadDone(bool ok) override {
+    bool read_again = false;
+    {
+      absl::MutexLock lock(&mu_);
+      read_pending_ = false;
+      if (!ok) {
+        input_done_ = true;
+        return;
+      }
+      absl::StatusOr<proxy::BlockSubmission> block = BlockSubmissionFromProto(request_);
+      uint32_t height = request_.height();
+      if (!block.ok()) {
+        input_done_ = true;  // Nothing after a malformed block runs; stop reading.
+      } else {
+        queued_bytes_ += block->bytes.size();
+      }
+      queue_.push_back(Queued{height, std::move(block)});
+      read_again = !input_done_ && MayReadLocked();
+      read_pending_ = read_again;
+    }
+    if (read_again) StartRead(&request_);
+  }
+
+  void OnWriteDone(bool ok) override {
+    absl::MutexLock lock(&mu_);
+    write_pending_ = false;
+    if (!ok) cancelled_ = true;  // The client is gone: no later write can succeed.
+  }
+
+  void OnCancel() override {
+    absl::MutexLock lock(&mu_);
+    cancelled_ = true;
+  }
+
+  void OnDone() override { Unref(); }
+
+ private:
+  struct Queued {
+    uint32_t height;
+    absl::StatusOr<proxy::BlockSubmission> block;
+  };
+
+  bool MayReadLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return queue_.size() < service_.limits_.max_queued_blocks &&
+           (queue_.empty() || queued_bytes_ < service_.limits_.max_queued_bytes);
+  }
+
+  void RunWorker() {
+    grpc::Status final_status = RunBlocks();
+    {
+      // Every response must be out before the status.
+      absl::MutexLock lock(&mu_);
+      auto drained = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        return !write_pending_ || cancelled_;
+      };
+      mu_.Await(absl::Condition(&drained));
+    }
+    Finish(final_status);
+    Unref();
+  }
+
+  grpc::Status RunBlocks() {
+    for (;;) {
+      Queued next{0, absl::UnknownError("unset")};
+      bool read_again = false;
+      {
+        absl::MutexLock lock(&mu_);
+        auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+          return !queue_.empty() || input_done_ || cancelled_;
+        };
+        mu_.Await(absl::Condition(&ready));
+        if (cancelled_) return grpc::Status(grpc::StatusCode::CANCELLED, "stream cancelled");
+        if (queue_.empty()) return grpc::Status::OK;  // The client closed its side.
+        next = std::move(queue_.front());
+        queue_.pop_front();
+        if (next.block.ok()) queued_bytes_ -= next.block->bytes.size();
+        read_again = !read_pending_ && !input_done_ && MayReadLocked();
+        read_pending_ = read_pending_ || read_again;
+      }
+      if (read_again) StartRead(&request_);
+
+      if (service_.shutting_down_.load()) {
+        return grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                            absl::StrCat("block at height ", next.height,
+                                         ": server shutting down; resubmit from this height"));
+      }
+      absl::StatusOr<proxy::BlockOutcome> outcome =
+          next.block.ok() ? service_.pair_.SubmitBlock(*next.block)
+                          : absl::StatusOr<proxy::BlockOutcome>(next.block.status());
+      if (!outcome.ok()) {
+        return ToGrpcStatus(absl::Status(
+            outcome.status().code(),
+            absl::StrCat("block at height ", next.height, ": ", outcome.status().message())));
+      }
+      {
+        absl::MutexLock lock(&mu_);
+        auto writable = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+          return !write_pending_ || cancelled_;
+        };
+        mu_.Await(absl::Condition(&writable));
+        if (cancelled_) return grpc::Status(grpc::StatusCode::CANCELLED, "stream cancelled");
+        response_.Clear();
+        ToProto(*outcome, &response_);
+        write_pending_ = true;
+      }
+      StartWrite(&response_);
+    }
+  }
+
+  void Unref() {
+    if (refs_.fetch_sub(1) == 1) delete this;
+  }
+
+  IndexerService& service_;
+  // The worker and OnDone each hold one reference.
+  std::atomic<int> refs_{2};
+
+  absl::Mutex mu_;
+  // Written by gRPC when a read completes; read_pending_ says a read is outstanding, and while it
+  // is nobody else touches request_.
+  SubmitBlockRequest request_;
+  bool read_pending_ ABSL_GUARDED_BY(mu_) = false;
+  bool input_done_ ABSL_GUARDED_BY(mu_) = false;
+  std::deque<Queued> queue_ ABSL_GUARDED_BY(mu_);
+  uint64_t queued_bytes_ ABSL_GUARDED_BY(mu_) = 0;
+  // Filled by the worker while no write is pending; read by gRPC during the write.
+  SubmitBlockResponse response_;
+  bool write_pending_ ABSL_GUARDED_BY(mu_) = false;
+  bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+IndexerService::IndexerService(proxy::InstancePair& pair, const store::BlockStore& store,
+                               std::string token, StreamLimits limits)
+    : pair_(pair), store_(store), token_(std::move(token)), limits_(limits) {}
+
+grpc::Status IndexerService::SubmitBlock(grpc::ServerContext* context,
+                                         const SubmitBlockRequest* request,
+                                         SubmitBlockResponse* response) {
+  if (grpc::Status auth = CheckBearerToken(*context, token_); !auth.ok()) return auth;
+  absl::StatusOr<proxy::BlockSubmission> block = BlockSubmissionFromProto(*request);
+  if (!block.ok()) return ToGrpcStatus(block.status());
+  absl::StatusOr<proxy::BlockOutcome> outcome = pair_.SubmitBlock(*block);
+  if (!outcome.ok()) return ToGrpcStatus(outcome.status());
+  ToProto(*outcome, response);
+  return grpc::Status::OK;
+}
+
+grpc::ServerBidiReactor<SubmitBlockRequest, SubmitBlockResponse>* IndexerService::StreamBlocks(
+    grpc::CallbackServerContext* context) {
+  return new BlockStreamReactor(*this, context);
+}
+
+grpc::Status IndexerService::View(grpc::ServerContext* context,
+                                  const tandem::v1::ViewRequest* request,
+                                  tandem::v1::ViewResponse* response) {
+  if (grpc::Status auth = CheckBearerToken(*context, token_); !auth.ok()) return auth;
+  if (request->name().empty()) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "view name must not be empty");
+  }
+  std::optional<uint32_t> height;
+  if (request->has_height()) height = request->height();
+  absl::StatusOr<proxy::ViewOutcome> outcome =
+      pair_.View(request->name(), height, request->request());
+  if (!outcome.ok()) return ToGrpcStatus(outcome.status());
+  response->set_answer(std::move(outcome->answer));
+  response->set_height(outcome->height);
+  response->set_generation(outcome->generation);
+  return grpc::Status::OK;
+}
+
+grpc::Status IndexerService::GetTip(grpc::ServerContext* context,
+                                    const tandem::v1::GetTipRequest* /*request*/,
+                                    tandem::v1::GetTipResponse* response) {
+  if (grpc::Status auth = CheckBearerToken(*context, token_); !auth.ok()) return auth;
+  std::optional<uint32_t> start = store_.GetStartHeight();
+  std::optional<store::BlockRecord> tip = store_.GetTip();
+  if (tip.has_value()) ToProto(*tip, response->mutable_tip());
+  if (start.has_value() && tip.has_value()) response->set_start_height(*start);
+  return grpc::Status::OK;
+}
+
+grpc::Status IndexerService::GetBlock(grpc::ServerContext* context,
+                                      const tandem::v1::GetBlockRequest* request,
+                                      tandem::v1::GetBlockResponse* response) {
+  if (grpc::Status auth = CheckBearerToken(*context, token_); !auth.ok()) return auth;
+  absl::StatusOr<store::BlockRecord> record = store_.GetBlock(request->height());
+  if (!record.ok()) return ToGrpcStatus(record.status());
+  ToProto(*record, response->mutable_block());
+  return grpc::Status::OK;
+}
+
+grpc::Status IndexerService::Rollback(grpc::ServerContext* context,
+                                      const tandem::v1::RollbackRequest* request,
+                                      tandem::v1::RollbackResponse* response) {
+  if (grpc::Status auth = CheckBearerToken(*context, token_); !auth.ok()) return auth;
+  if (absl::Status status = pair_.Rollback(request->height()); !status.ok()) {
+    return ToGrpcStatus(status);
+  }
+  std::optional<store::BlockRecord> tip = store_.GetTip();
+  if (tip.has_value()) ToProto(*tip, response->mutable_tip());
+  return grpc::Status::OK;
+}
+
+}  // namespace tandem::server

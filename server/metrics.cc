@@ -1,0 +1,465 @@
+// tandem's Prometheus metrics: families, their label values, and the scrape-time refresh.
+// prometheus-cpp's exceptions (an exposer that cannot bind) are converted to absl::Status here.
+#include "server/metrics.h"
+
+#include <array>
+#include <exception>
+#include <filesystem>
+#include <system_error>
+#include <utility>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
+#include "server/process_metrics.h"
+
+namespace tandem::server {
+namespace {
+
+using prometheus::Counter;
+using prometheus::Family;
+using prometheus::Gauge;
+using prometheus::Histogram;
+
+// Swap pauses are microseconds when all is well: resolve from 1 µs up; the top buckets catch a
+// pause that waited on something it should not have.
+const Histogram::BucketBoundaries& SwapPauseBuckets() {
+  static const auto* buckets = new Histogram::BucketBoundaries{
+      1e-6, 2.5e-6, 5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 1e-2, 0.1, 1};
+  return *buckets;
+}
+
+// A warm-up is an instantiate from compiled code (~1–20 ms) plus the replay log (up to the warm
+// deadline, 60 s by default).
+const Histogram::BucketBoundaries& WarmBuckets() {
+  static const auto* buckets = new Histogram::BucketBoundaries{
+      1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 5e-2, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60};
+  return *buckets;
+}
+
+// Blocks and gRPC calls: 100 µs (an empty block) to the 60 s default deadline.
+const Histogram::BucketBoundaries& CallBuckets() {
+  static const auto* buckets =
+      new Histogram::BucketBoundaries{1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 5e-2,
+                                      0.1,  0.25,   0.5,  1,    2.5,    5,    10,   30,     60};
+  return *buckets;
+}
+
+// Views: 10 µs (a cached answer) to the 5 s default deadline.
+const Histogram::BucketBoundaries& ViewBuckets() {
+  static const auto* buckets =
+      new Histogram::BucketBoundaries{1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3,
+                                      1e-2, 2.5e-2, 5e-2, 0.1,  0.25,   0.5,  1,    2.5,    5};
+  return *buckets;
+}
+
+constexpr std::array<proxy::SwapReason, 7> kSwapReasons = {
+    proxy::SwapReason::kBlock,   proxy::SwapReason::kThreshold, proxy::SwapReason::kManual,
+    proxy::SwapReason::kFailure, proxy::SwapReason::kStartup,   proxy::SwapReason::kRollback,
+    proxy::SwapReason::kSync};
+
+// Every value OutcomeLabel returns, pre-created at zero so that rate() has a series from the
+// first scrape on.
+constexpr std::array<absl::string_view, 9> kOutcomes = {
+    "ok",        "aborted",          "deadline_exceeded",   "unavailable", "resource_exhausted",
+    "not_found", "invalid_argument", "failed_precondition", "error"};
+constexpr std::array<absl::string_view, 5> kWarmCauses = {"deadline", "replay_diverged", "guest",
+                                                          "host", "other"};
+
+Family<Gauge>& GaugeFamily(prometheus::Registry& registry, const char* name, const char* help) {
+  return prometheus::BuildGauge().Name(name).Help(help).Register(registry);
+}
+Gauge& SingleGauge(prometheus::Registry& registry, const char* name, const char* help) {
+  return GaugeFamily(registry, name, help).Add({});
+}
+Family<Counter>& CounterFamily(prometheus::Registry& registry, const char* name, const char* help) {
+  return prometheus::BuildCounter().Name(name).Help(help).Register(registry);
+}
+Counter& SingleCounter(prometheus::Registry& registry, const char* name, const char* help) {
+  return CounterFamily(registry, name, help).Add({});
+}
+Histogram& SingleHistogram(prometheus::Registry& registry, const char* name, const char* help,
+                           const Histogram::BucketBoundaries& buckets) {
+  return prometheus::BuildHistogram().Name(name).Help(help).Register(registry).Add({}, buckets);
+}
+
+void Observe(Histogram& histogram, absl::Duration duration) {
+  histogram.Observe(absl::ToDoubleSeconds(duration));
+}
+
+// Increments the pre-created series of `label`. REQUIRES: `label` is one of the values the map
+// was built with (every label function here returns only those).
+void Increment(const absl::flat_hash_map<std::string, Counter*>& series, absl::string_view label) {
+  auto it = series.find(label);
+  if (it != series.end()) it->second->Increment();
+}
+
+void SetSlot(Family<Gauge>& family, const char* slot, bool present, double value) {
+  const prometheus::Labels labels = {{"slot", slot}};
+  if (present) {
+    family.Add(labels).Set(value);
+  } else if (family.Has(labels)) {
+    family.Remove(&family.Add(labels));
+  }
+}
+
+// Sum of the sizes of the regular files in `folder` (RocksDB keeps a flat folder).
+uint64_t FolderBytes(const std::filesystem::path& folder) {
+  uint64_t total = 0;
+  std::error_code error;
+  for (std::filesystem::directory_iterator it(folder, error), end; !error && it != end;
+       it.increment(error)) {
+    std::error_code size_error;
+    if (!it->is_regular_file(size_error) || size_error) continue;
+    uint64_t size = it->file_size(size_error);
+    if (!size_error) total += size;
+  }
+  return total;
+}
+
+}  // namespace
+
+absl::string_view OutcomeLabel(absl::StatusCode code) {
+  switch (code) {
+    case absl::StatusCode::kOk:
+      return "ok";
+    case absl::StatusCode::kAborted:
+      return "aborted";
+    case absl::StatusCode::kDeadlineExceeded:
+      return "deadline_exceeded";
+    case absl::StatusCode::kUnavailable:
+      return "unavailable";
+    case absl::StatusCode::kResourceExhausted:
+      return "resource_exhausted";
+    case absl::StatusCode::kNotFound:
+      return "not_found";
+    case absl::StatusCode::kInvalidArgument:
+      return "invalid_argument";
+    case absl::StatusCode::kFailedPrecondition:
+      return "failed_precondition";
+    default:
+      return "error";
+  }
+}
+
+absl::string_view OutcomeLabelFromStatusText(absl::string_view text) {
+  // absl::Status::ToString() writes "<CODE NAME>: <message>" (the name from StatusCodeToString).
+  for (int code = 0; code <= 16; ++code) {
+    const auto status_code = static_cast<absl::StatusCode>(code);
+    const std::string name = absl::StatusCodeToString(status_code);
+    if (absl::StartsWith(text, name) && (text.size() == name.size() || text[name.size()] == ':')) {
+      return OutcomeLabel(status_code);
+    }
+  }
+  return "error";
+}
+
+absl::string_view WarmFailureCause(absl::string_view cause_text) {
+  if (absl::StrContains(cause_text, "replay diverged")) return "replay_diverged";
+  absl::string_view outcome = OutcomeLabelFromStatusText(cause_text);
+  if (outcome == "deadline_exceeded") return "deadline";
+  if (outcome == "aborted") return "guest";
+  if (outcome == "unavailable" || outcome == "resource_exhausted") return "host";
+  return "other";
+}
+
+absl::string_view GrpcCodeLabel(int code) {
+  static constexpr std::array<absl::string_view, 17> kNames = {
+      "OK",       "Canceled",       "Unknown",          "InvalidArgument",   "DeadlineExceeded",
+      "NotFound", "AlreadyExists",  "PermissionDenied", "ResourceExhausted", "FailedPrecondition",
+      "Aborted",  "OutOfRange",     "Unimplemented",    "Internal",          "Unavailable",
+      "DataLoss", "Unauthenticated"};
+  if (code < 0 || code >= static_cast<int>(kNames.size())) return "Unknown";
+  return kNames[code];
+}
+
+Metrics::Metrics(std::shared_ptr<prometheus::Registry> registry)
+    : registry_(std::move(registry)),
+      memory_bytes_(GaugeFamily(*registry_, "tandem_instance_memory_bytes",
+                                "Linear memory of the instance in each slot (active, standby), "
+                                "read after its latest call.")),
+      generation_(GaugeFamily(*registry_, "tandem_instance_generation",
+                              "Generation of the instance in each slot.")),
+      memory_limit_bytes_(SingleGauge(*registry_, "tandem_instance_memory_limit_bytes",
+                                      "The guest memory cap (--memory_limit).")),
+      standby_state_(SingleGauge(*registry_, "tandem_standby_state",
+                                 "State of the standby slot: 0 empty, 1 warming, 2 ready, "
+                                 "3 failed.")),
+      swap_due_(SingleGauge(*registry_, "tandem_swap_due",
+                            "1 while a threshold swap is due and waits for a READY standby.")),
+      consecutive_warm_failures_(SingleGauge(*registry_, "tandem_consecutive_warm_failures",
+                                             "Failed warm-ups in a row (0 after a success).")),
+      tip_height_(SingleGauge(*registry_, "tandem_tip_height",
+                              "Height of the committed tip; -1 while no block is committed.")),
+      replay_log_calls_(
+          SingleGauge(*registry_, "tandem_replay_log_calls", "Init calls in the replay log.")),
+      replay_log_bytes_(
+          SingleGauge(*registry_, "tandem_replay_log_bytes", "Size of the replay log in bytes.")),
+      historical_instances_(SingleGauge(*registry_, "tandem_historical_instances",
+                                        "Instances kept for views below the tip.")),
+      swaps_(CounterFamily(*registry_, "tandem_swaps_total",
+                           "Swaps of the active instance, by reason.")),
+      swap_pause_seconds_(SingleHistogram(*registry_, "tandem_swap_pause_seconds",
+                                          "How long no call could start during a swap.",
+                                          SwapPauseBuckets())),
+      warm_seconds_(SingleHistogram(*registry_, "tandem_warm_seconds",
+                                    "Duration of successful warm-ups (instantiate and replay).",
+                                    WarmBuckets())),
+      warm_failures_(CounterFamily(*registry_, "tandem_warm_failures_total",
+                                   "Failed warm-ups, by cause (deadline, replay_diverged, guest, "
+                                   "host, other).")),
+      blocks_(CounterFamily(*registry_, "tandem_blocks_total",
+                            "Blocks run by the pair, by outcome (ok or the failure's code).")),
+      block_seconds_(SingleHistogram(*registry_, "tandem_block_seconds",
+                                     "Duration of committed blocks (run and commit).",
+                                     CallBuckets())),
+      instance_failures_(SingleCounter(*registry_, "tandem_instance_failures_total",
+                                       "Instances retired because a call failed them.")),
+      swaps_delayed_(SingleCounter(*registry_, "tandem_swaps_delayed_total",
+                                   "Swaps that were due while no standby was READY.")),
+      rollbacks_(SingleCounter(*registry_, "tandem_rollbacks_total", "Rollbacks of the chain.")),
+      views_(CounterFamily(*registry_, "tandem_views_total",
+                           "View calls, by outcome (ok or the failure's code).")),
+      view_seconds_(SingleHistogram(*registry_, "tandem_view_seconds", "Duration of view calls.",
+                                    ViewBuckets())),
+      grpc_handled_(CounterFamily(*registry_, "grpc_server_handled_total",
+                                  "Total number of RPCs completed on the server, regardless of "
+                                  "success or failure.")),
+      grpc_handling_seconds_(
+          prometheus::BuildHistogram()
+              .Name("grpc_server_handling_seconds")
+              .Help("Histogram of response latency (seconds) of gRPC that had been application-"
+                    "level handled by the server.")
+              .Register(*registry_)),
+      db_live_data_bytes_(GaugeFamily(*registry_, "tandem_db_live_data_bytes",
+                                      "RocksDB's estimate of the live data size.")),
+      db_disk_bytes_(
+          SingleGauge(*registry_, "tandem_db_disk_bytes", "Size of the database folder's files.")) {
+  for (proxy::SwapReason reason : kSwapReasons) {
+    const std::string name(proxy::SwapReasonName(reason));
+    swaps_by_reason_[name] = &swaps_.Add({{"reason", name}});
+  }
+  for (absl::string_view outcome : kOutcomes) {
+    const std::string name(outcome);
+    blocks_by_outcome_[name] = &blocks_.Add({{"outcome", name}});
+    views_by_outcome_[name] = &views_.Add({{"outcome", name}});
+  }
+  for (absl::string_view cause : kWarmCauses) {
+    const std::string name(cause);
+    warm_failures_by_cause_[name] = &warm_failures_.Add({{"cause", name}});
+  }
+  tip_height_.Set(-1);
+}
+
+void Metrics::OnPairEvent(const proxy::PairEvent& event) {
+  using Kind = proxy::PairEvent::Kind;
+  switch (event.kind) {
+    case Kind::kSwap:
+      Increment(swaps_by_reason_, proxy::SwapReasonName(event.reason));
+      Observe(swap_pause_seconds_, event.pause);
+      break;
+    case Kind::kWarmReady:
+      Observe(warm_seconds_, event.duration);
+      break;
+    case Kind::kWarmFailed:
+      Increment(warm_failures_by_cause_, WarmFailureCause(event.cause));
+      break;
+    case Kind::kBlockCommitted:
+      Increment(blocks_by_outcome_, "ok");
+      Observe(block_seconds_, event.duration);
+      break;
+    case Kind::kBlockFailed:
+      Increment(blocks_by_outcome_, OutcomeLabelFromStatusText(event.cause));
+      break;
+    case Kind::kInstanceFailed:
+      instance_failures_.Increment();
+      break;
+    case Kind::kSwapDelayed:
+      swaps_delayed_.Increment();
+      break;
+    case Kind::kRolledBack:
+      rollbacks_.Increment();
+      break;
+    case Kind::kWarmStarted:
+    case Kind::kStandbyDiscarded:
+    case Kind::kInitCall:
+      break;  // Visible through the status gauges and the event stream.
+  }
+}
+
+void Metrics::RecordView(const absl::Status& status, absl::Duration duration) {
+  Increment(views_by_outcome_, OutcomeLabel(status.code()));
+  Observe(view_seconds_, duration);
+}
+
+void Metrics::RecordGrpc(absl::string_view service, absl::string_view method, int code,
+                         absl::Duration duration) {
+  const absl::string_view code_label = GrpcCodeLabel(code);
+  const std::string method_key = absl::StrCat(service, "/", method);
+  const std::string handled_key = absl::StrCat(method_key, "/", code_label);
+  prometheus::Counter* handled;
+  prometheus::Histogram* seconds;
+  {
+    util::MutexLock lock(&grpc_mu_);
+    prometheus::Counter*& handled_slot = grpc_handled_series_[handled_key];
+    if (handled_slot == nullptr) {
+      handled_slot = &grpc_handled_.Add({{"grpc_service", std::string(service)},
+                                         {"grpc_method", std::string(method)},
+                                         {"grpc_code", std::string(code_label)}});
+    }
+    handled = handled_slot;
+    prometheus::Histogram*& seconds_slot = grpc_seconds_series_[method_key];
+    if (seconds_slot == nullptr) {
+      seconds_slot = &grpc_handling_seconds_.Add(
+          {{"grpc_service", std::string(service)}, {"grpc_method", std::string(method)}},
+          CallBuckets());
+    }
+    seconds = seconds_slot;
+  }
+  handled->Increment();
+  Observe(*seconds, duration);
+}
+
+void Metrics::UpdateFromStatus(const proxy::PairStatus& status) {
+  util::MutexLock lock(&update_mu_);
+  SetSlot(memory_bytes_, "active", status.active.present,
+          static_cast<double>(status.active.memory_bytes));
+  SetSlot(memory_bytes_, "standby", status.standby.present,
+          static_cast<double>(status.standby.memory_bytes));
+  SetSlot(generation_, "active", status.active.present,
+          static_cast<double>(status.active.generation));
+  SetSlot(generation_, "standby", status.standby.present,
+          static_cast<double>(status.standby.generation));
+  memory_limit_bytes_.Set(static_cast<double>(status.memory_limit_bytes));
+  standby_state_.Set(static_cast<double>(static_cast<int>(status.standby_state)));
+  swap_due_.Set(status.swap_due ? 1 : 0);
+  consecutive_warm_failures_.Set(status.consecutive_warm_failures);
+  tip_height_.Set(status.tip.has_value() ? static_cast<double>(*status.tip) : -1);
+  replay_log_calls_.Set(static_cast<double>(status.replay_log_calls));
+  replay_log_bytes_.Set(static_cast<double>(status.replay_log_bytes));
+  historical_instances_.Set(static_cast<double>(status.historical_instances));
+}
+
+void Metrics::UpdateStore(const store::BlockStore& store) {
+  absl::StatusOr<uint64_t> live = store.ApproximateLiveDataBytes();
+  const uint64_t disk = FolderBytes(store.path());
+  util::MutexLock lock(&update_mu_);
+  if (live.ok()) {
+    db_live_data_bytes_.Add({}).Set(static_cast<double>(*live));
+  } else if (db_live_data_bytes_.Has({})) {
+    db_live_data_bytes_.Remove(&db_live_data_bytes_.Add({}));
+  }
+  db_disk_bytes_.Set(static_cast<double>(disk));
+}
+
+namespace {
+
+// One per call: created when the call starts, records it when its status is sent.
+class GrpcMetricsInterceptor final : public grpc::experimental::Interceptor {
+ public:
+  GrpcMetricsInterceptor(Metrics& metrics, absl::string_view path)
+      : metrics_(metrics), started_(absl::Now()) {
+    SplitGrpcMethod(path, &service_, &method_);
+    is_view_ = service_ == "tandem.v1.Indexer" && method_ == "View";
+  }
+
+  void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
+    if (methods->QueryInterceptionHookPoint(
+            grpc::experimental::InterceptionHookPoints::PRE_SEND_STATUS)) {
+      const grpc::Status status = methods->GetSendStatus();
+      const absl::Duration took = absl::Now() - started_;
+      metrics_.RecordGrpc(service_, method_, status.error_code(), took);
+      if (is_view_) {
+        metrics_.RecordView(absl::Status(static_cast<absl::StatusCode>(status.error_code()),
+                                         status.error_message()),
+                            took);
+      }
+    }
+    methods->Proceed();
+  }
+
+ private:
+  Metrics& metrics_;
+  const absl::Time started_;
+  std::string service_;
+  std::string method_;
+  bool is_view_ = false;
+};
+
+class GrpcMetricsInterceptorFactory final
+    : public grpc::experimental::ServerInterceptorFactoryInterface {
+ public:
+  explicit GrpcMetricsInterceptorFactory(Metrics& metrics) : metrics_(metrics) {}
+  grpc::experimental::Interceptor* CreateServerInterceptor(
+      grpc::experimental::ServerRpcInfo* info) override {
+    return new GrpcMetricsInterceptor(metrics_, info->method() != nullptr ? info->method() : "");
+  }
+
+ private:
+  Metrics& metrics_;
+};
+
+}  // namespace
+
+void SplitGrpcMethod(absl::string_view path, std::string* service, std::string* method) {
+  const size_t slash = path.rfind('/');
+  if (absl::StartsWith(path, "/") && slash != absl::string_view::npos && slash > 1 &&
+      slash + 1 < path.size()) {
+    *service = std::string(path.substr(1, slash - 1));
+    *method = std::string(path.substr(slash + 1));
+  } else {
+    *service = "unknown";
+    *method = std::string(path);
+  }
+}
+
+std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>
+NewGrpcMetricsInterceptorFactory(Metrics& metrics) {
+  return std::make_unique<GrpcMetricsInterceptorFactory>(metrics);
+}
+
+MetricsCollectable::MetricsCollectable(Metrics& metrics, const proxy::InstancePair* pair,
+                                       const store::BlockStore* store)
+    : metrics_(metrics), pair_(pair), store_(store) {}
+
+std::vector<prometheus::MetricFamily> MetricsCollectable::Collect() const {
+  util::MutexLock lock(&mu_);
+  if (pair_ != nullptr) metrics_.UpdateFromStatus(pair_->Status());
+  if (store_ != nullptr) metrics_.UpdateStore(*store_);
+  std::vector<prometheus::MetricFamily> families = metrics_.registry()->Collect();
+  // Without /proc (not Linux) the process families are simply absent.
+  if (absl::StatusOr<ProcessSample> sample = ReadProcessSample(); sample.ok()) {
+    for (prometheus::MetricFamily& family : ProcessMetricFamilies(*sample)) {
+      families.push_back(std::move(family));
+    }
+  }
+  return families;
+}
+
+absl::StatusOr<std::unique_ptr<prometheus::Exposer>> StartMetricsExposer(
+    absl::string_view address, const std::weak_ptr<prometheus::Collectable>& collectable) {
+  // host:port, the host possibly a bracketed IPv6 address; civetweb takes the same syntax.
+  const size_t colon = address.rfind(':');
+  uint32_t port = 0;
+  const bool bracketed = absl::StartsWith(address, "[");
+  if (colon == absl::string_view::npos || colon == 0 ||
+      !absl::SimpleAtoi(address.substr(colon + 1), &port) || port > 65535 ||
+      (bracketed && address[colon - 1] != ']') ||
+      (!bracketed && address.substr(0, colon).find(':') != absl::string_view::npos)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("metrics address \"", address, "\" is not host:port"));
+  }
+  try {
+    auto exposer = std::make_unique<prometheus::Exposer>(std::string(address));
+    exposer->RegisterCollectable(collectable);
+    return exposer;
+  } catch (const std::exception& error) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot serve metrics on ", address,
+                     " (port in use or address not local?): ", error.what()));
+  }
+}
+
+}  // namespace tandem::server

@@ -1,0 +1,234 @@
+// tandem's Prometheus metrics: every family the design lists, fed by the instance pair's events,
+// the gRPC layer and a refresh at each scrape. It must never decide anything or call into a guest.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "grpcpp/support/server_interceptor.h"
+#include "prometheus/collectable.h"
+#include "prometheus/counter.h"
+#include "prometheus/exposer.h"
+#include "prometheus/family.h"
+#include "prometheus/gauge.h"
+#include "prometheus/histogram.h"
+#include "prometheus/metric_family.h"
+#include "prometheus/registry.h"
+#include "proxy/events.h"
+#include "proxy/instance_pair.h"
+#include "store/block_store.h"
+#include "util/mutex.h"
+
+namespace tandem::server {
+
+// Label values of tandem_blocks_total{outcome} and tandem_views_total{outcome}: "ok", or the
+// lower-case code of the failure ("aborted": the guest refused the block or view, every node
+// alike; "deadline_exceeded" / "unavailable" / "resource_exhausted": a host outcome, retry;
+// "not_found", "invalid_argument", "failed_precondition"), and "error" for any other code.
+absl::string_view OutcomeLabel(absl::StatusCode code);
+
+// The same, for a status rendered by absl::Status::ToString() ("ABORTED: guest trap ...") as the
+// pair's events carry it. "error" when the text starts with no known code name.
+absl::string_view OutcomeLabelFromStatusText(absl::string_view text);
+
+// Label value of tandem_warm_failures_total{cause}, classified from a failed warm's cause (the
+// status text of PairEvent::cause): "replay_diverged" (a replayed init call answered another
+// digest), "deadline" (the warm or a replayed call ran past its deadline), "guest" (the guest
+// trapped or aborted during _initialize or a replayed call), "host" (UNAVAILABLE or
+// RESOURCE_EXHAUSTED: memory, store), "other" for anything else.
+absl::string_view WarmFailureCause(absl::string_view cause_text);
+
+// The grpc_code label for a gRPC status code (the numbering of grpc::StatusCode, which equals
+// absl::StatusCode's), spelled as go-grpc-prometheus does: "OK", "InvalidArgument",
+// "DeadlineExceeded", ... "Unknown" for a number outside 0..16.
+absl::string_view GrpcCodeLabel(int code);
+
+// Every tandem_* and grpc_server_* metric family of the design, registered in one registry.
+//
+//   From the pair's events (OnPairEvent):
+//     tandem_swaps_total{reason}            one per swap; reason = proxy::SwapReasonName.
+//     tandem_swap_pause_seconds             each swap's pause (no call could start).
+//     tandem_warm_seconds                   each successful warm-up's duration.
+//     tandem_warm_failures_total{cause}     failed warm-ups, cause = WarmFailureCause.
+//     tandem_blocks_total{outcome}          blocks that ran (or found no instance), by outcome;
+//                                           blocks refused before running (wrong height, parent
+//                                           mismatch) are counted only by the gRPC metrics.
+//     tandem_block_seconds                  committed blocks, run + commit.
+//     tandem_instance_failures_total        instances a failed call retired.
+//     tandem_swaps_delayed_total            swaps that were due with no READY standby.
+//     tandem_rollbacks_total                rollbacks.
+//   From RecordView / RecordGrpc:
+//     tandem_views_total{outcome}, tandem_view_seconds,
+//     grpc_server_handled_total{grpc_service,grpc_method,grpc_code},
+//     grpc_server_handling_seconds{grpc_service,grpc_method}.
+//   From UpdateFromStatus (at each scrape):
+//     tandem_instance_memory_bytes{slot}, tandem_instance_generation{slot} (slot = "active" or
+//     "standby"; a slot holding no instance has no series), tandem_instance_memory_limit_bytes,
+//     tandem_standby_state (0 empty, 1 warming, 2 ready, 3 failed), tandem_swap_due (0/1),
+//     tandem_consecutive_warm_failures, tandem_tip_height (-1 while no block is committed),
+//     tandem_replay_log_calls, tandem_replay_log_bytes, tandem_historical_instances.
+//   From UpdateStore (at each scrape):
+//     tandem_db_live_data_bytes (RocksDB's estimate; absent when RocksDB has none),
+//     tandem_db_disk_bytes (the database folder's files).
+//
+// Threading: every method is thread-safe. OnPairEvent and RecordView touch only prometheus-cpp
+// counters and histograms (internally synchronized) found through maps that are constant after
+// construction; RecordGrpc finds its series under grpc_mu_ (held for a hash lookup). All are
+// cheap enough for the hot path. UpdateFromStatus and UpdateStore are serialized by update_mu_.
+class Metrics final : public proxy::PairEventSink {
+ public:
+  // Registers the families in `registry` (InsertBehavior::Merge returns existing families).
+  // REQUIRES: `registry` is non-null and holds no family of these names with another type
+  // (prometheus-cpp would throw).
+  explicit Metrics(std::shared_ptr<prometheus::Registry> registry);
+  Metrics(const Metrics&) = delete;
+  Metrics& operator=(const Metrics&) = delete;
+
+  // proxy::PairEventSink.
+  void OnPairEvent(const proxy::PairEvent& event) override;
+
+  // One view call that ended with `status` after `duration` (outcome label: OutcomeLabel). In
+  // tandemd the interceptor of NewGrpcMetricsInterceptorFactory calls it for Indexer.View.
+  void RecordView(const absl::Status& status, absl::Duration duration);
+
+  // One finished gRPC call: `service` is the full service name ("tandem.v1.Indexer"), `method`
+  // the method's name ("SubmitBlock"), `code` a grpc::StatusCode value.
+  void RecordGrpc(absl::string_view service, absl::string_view method, int code,
+                  absl::Duration duration) ABSL_LOCKS_EXCLUDED(grpc_mu_);
+
+  // Sets the pair's gauges from a status snapshot. Removes the series of a slot that is empty.
+  void UpdateFromStatus(const proxy::PairStatus& status) ABSL_LOCKS_EXCLUDED(update_mu_);
+
+  // Sets the database gauges from `store` (a RocksDB property read and a listing of its folder).
+  void UpdateStore(const store::BlockStore& store) ABSL_LOCKS_EXCLUDED(update_mu_);
+
+  const std::shared_ptr<prometheus::Registry>& registry() const { return registry_; }
+
+ private:
+  // Constant after construction (the families and the pre-labelled series they own live as
+  // long as the registry, which this object keeps alive).
+  const std::shared_ptr<prometheus::Registry> registry_;
+
+  prometheus::Family<prometheus::Gauge>& memory_bytes_;
+  prometheus::Family<prometheus::Gauge>& generation_;
+  prometheus::Gauge& memory_limit_bytes_;
+  prometheus::Gauge& standby_state_;
+  prometheus::Gauge& swap_due_;
+  prometheus::Gauge& consecutive_warm_failures_;
+  prometheus::Gauge& tip_height_;
+  prometheus::Gauge& replay_log_calls_;
+  prometheus::Gauge& replay_log_bytes_;
+  prometheus::Gauge& historical_instances_;
+
+  prometheus::Family<prometheus::Counter>& swaps_;
+  prometheus::Histogram& swap_pause_seconds_;
+  prometheus::Histogram& warm_seconds_;
+  prometheus::Family<prometheus::Counter>& warm_failures_;
+  prometheus::Family<prometheus::Counter>& blocks_;
+  prometheus::Histogram& block_seconds_;
+  prometheus::Counter& instance_failures_;
+  prometheus::Counter& swaps_delayed_;
+  prometheus::Counter& rollbacks_;
+
+  prometheus::Family<prometheus::Counter>& views_;
+  prometheus::Histogram& view_seconds_;
+
+  prometheus::Family<prometheus::Counter>& grpc_handled_;
+  prometheus::Family<prometheus::Histogram>& grpc_handling_seconds_;
+
+  prometheus::Family<prometheus::Gauge>& db_live_data_bytes_;
+  prometheus::Gauge& db_disk_bytes_;
+
+  // The pre-labelled series, by label value (the values of kSwapReasons, OutcomeLabel and
+  // WarmFailureCause). Constant after construction; the series belong to the families above.
+  absl::flat_hash_map<std::string, prometheus::Counter*> swaps_by_reason_;
+  absl::flat_hash_map<std::string, prometheus::Counter*> blocks_by_outcome_;
+  absl::flat_hash_map<std::string, prometheus::Counter*> views_by_outcome_;
+  absl::flat_hash_map<std::string, prometheus::Counter*> warm_failures_by_cause_;
+
+  // The gRPC series created so far, keyed "service/method/code" and "service/method". The
+  // series belong to grpc_handled_ and grpc_handling_seconds_ and are never removed.
+  util::Mutex grpc_mu_;
+  absl::flat_hash_map<std::string, prometheus::Counter*> grpc_handled_series_
+      ABSL_GUARDED_BY(grpc_mu_);
+  absl::flat_hash_map<std::string, prometheus::Histogram*> grpc_seconds_series_
+      ABSL_GUARDED_BY(grpc_mu_);
+
+  // Serializes the scrape-time updates, which add and remove series (the slot gauges, the
+  // live-data estimate) and must not interleave.
+  util::Mutex update_mu_;
+};
+
+// Passes each of the pair's events to several sinks in order (the pair takes one sink; tandemd
+// gives it the EventHub and the Metrics through this).
+//
+// Threading: as thread-safe as the sinks it calls (PairEventSink requires them to be).
+class PairEventFanOut final : public proxy::PairEventSink {
+ public:
+  // REQUIRES: every sink is non-null and outlives this object.
+  explicit PairEventFanOut(std::vector<proxy::PairEventSink*> sinks) : sinks_(std::move(sinks)) {}
+  void OnPairEvent(const proxy::PairEvent& event) override {
+    for (proxy::PairEventSink* sink : sinks_) sink->OnPairEvent(event);
+  }
+
+ private:
+  const std::vector<proxy::PairEventSink*> sinks_;  // Constant after construction.
+};
+
+// A gRPC server interceptor factory that records every finished call of the server it is added
+// to in `metrics` (RecordGrpc: grpc_server_handled_total and grpc_server_handling_seconds, from
+// the call's creation to its status being sent), and each call of tandem.v1.Indexer/View also as
+// a view (RecordView, outcome from its status code). Add it to every ServerBuilder:
+//   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> creators;
+//   creators.push_back(NewGrpcMetricsInterceptorFactory(metrics));
+//   builder.experimental().SetInterceptorCreators(std::move(creators));
+// REQUIRES: `metrics` outlives every server built with the factory.
+std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>
+NewGrpcMetricsInterceptorFactory(Metrics& metrics);
+
+// Splits a gRPC method path "/tandem.v1.Indexer/View" into service "tandem.v1.Indexer" and method
+// "View". A path without that shape gives service "unknown" and the whole path as the method.
+void SplitGrpcMethod(absl::string_view path, std::string* service, std::string* method);
+
+// What Prometheus scrapes: refreshes `metrics`' gauges from the pair's status and the store, then
+// returns the registry's families plus the process_* families (process_metrics.h).
+//
+// Threading: Collect is thread-safe (the exposer may scrape from several threads); concurrent
+// scrapes are serialized so each sees one consistent refresh.
+class MetricsCollectable final : public prometheus::Collectable {
+ public:
+  // `pair` and `store` may be null (their gauges are then not refreshed).
+  // REQUIRES: `metrics`, `pair` and `store` outlive this object, and every exposer that scrapes
+  // it is destroyed (or has removed it) before they are.
+  MetricsCollectable(Metrics& metrics, const proxy::InstancePair* pair,
+                     const store::BlockStore* store);
+
+  std::vector<prometheus::MetricFamily> Collect() const override ABSL_LOCKS_EXCLUDED(mu_);
+
+ private:
+  // Constant after construction.
+  Metrics& metrics_;
+  const proxy::InstancePair* const pair_;
+  const store::BlockStore* const store_;
+
+  // Serializes scrapes (it guards no data: the refresh itself is what must not interleave).
+  mutable util::Mutex mu_;
+};
+
+// Serves `collectable` as Prometheus text on http://<address>/metrics (civetweb, 2 threads).
+// `address` is host:port (IPv4 or a bracketed IPv6 host); port 0 picks a free port, which
+// exposer->GetListeningPorts() reports. Returns the running exposer (destroying it stops it), or
+// UNAVAILABLE naming the address when it cannot listen there (port in use, bad host), or
+// INVALID_ARGUMENT when `address` is not host:port.
+absl::StatusOr<std::unique_ptr<prometheus::Exposer>> StartMetricsExposer(
+    absl::string_view address, const std::weak_ptr<prometheus::Collectable>& collectable);
+
+}  // namespace tandem::server

@@ -1,0 +1,43 @@
+// The standard process_* metrics of Prometheus client libraries, read from /proc/self on demand.
+// Linux only; it reads files and never keeps state between reads.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "prometheus/metric_family.h"
+
+namespace tandem::server {
+
+// One reading of the process's resource use.
+struct ProcessSample {
+  double cpu_seconds = 0;         // User + system CPU time.
+  uint64_t resident_bytes = 0;    // Resident set size.
+  uint64_t virtual_bytes = 0;     // Virtual memory size.
+  uint64_t open_fds = 0;          // Entries of /proc/self/fd.
+  uint64_t max_fds = 0;           // RLIMIT_NOFILE's soft limit.
+  double start_time_seconds = 0;  // Since the Unix epoch.
+  uint64_t threads = 0;           // Threads of the process.
+};
+
+// Parses the text of /proc/<pid>/stat (everything after the command's closing parenthesis is
+// space-separated). `clock_ticks_per_second` and `page_bytes` convert the kernel's units;
+// `boot_time_seconds` (the `btime` of /proc/stat) anchors the start time. Fills cpu_seconds,
+// resident_bytes, virtual_bytes, start_time_seconds and threads. INVALID_ARGUMENT when the text
+// does not have the fields of a stat line.
+absl::StatusOr<ProcessSample> ParseProcStat(const std::string& stat_text,
+                                            long clock_ticks_per_second, long page_bytes,
+                                            double boot_time_seconds);
+
+// Reads /proc/self/stat, /proc/stat (btime) and /proc/self/fd. UNAVAILABLE when a file cannot
+// be read (not Linux, no /proc), INVALID_ARGUMENT when one does not parse.
+absl::StatusOr<ProcessSample> ReadProcessSample();
+
+// The families client libraries use for `sample`: process_cpu_seconds_total (counter),
+// process_resident_memory_bytes, process_virtual_memory_bytes, process_open_fds,
+// process_max_fds, process_start_time_seconds, process_threads (gauges).
+std::vector<prometheus::MetricFamily> ProcessMetricFamilies(const ProcessSample& sample);
+
+}  // namespace tandem::server

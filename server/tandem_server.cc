@@ -1,0 +1,221 @@
+#include "server/tandem_server.h"
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "absl/base/call_once.h"
+#include "absl/strings/str_cat.h"
+#include "engine/platform.h"
+#include "grpcpp/ext/proto_server_reflection_plugin.h"
+#include "grpcpp/health_check_service_interface.h"
+#include "grpcpp/security/server_credentials.h"
+#include "grpcpp/server_builder.h"
+
+namespace tandem::server {
+namespace {
+
+absl::StatusOr<std::string> ReadFile(absl::string_view what, const std::string& path) {
+  std::error_code error;
+  if (!std::filesystem::is_regular_file(path, error)) {
+    return absl::NotFoundError(absl::StrCat(what, " '", path, "' is not a readable file"));
+  }
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  if (!in.good() && !in.eof()) {
+    return absl::FailedPreconditionError(absl::StrCat("cannot read ", what, " '", path, "'"));
+  }
+  return buffer.str();
+}
+
+// "127.0.0.1:0" bound to 40123 -> "127.0.0.1:40123".
+std::string WithPort(absl::string_view address, int port) {
+  return absl::StrCat(address.substr(0, address.rfind(':')), ":", port);
+}
+
+// gRPC's process-wide switches, set once before the first server is built.
+void EnableHealthAndReflection() {
+  static absl::once_flag once;
+  absl::call_once(once, [] {
+    grpc::EnableDefaultHealthCheckService(true);
+    grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  });
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<TandemServer>> TandemServer::Start(const ServerConfig& config,
+                                                                  Logger& logger) {
+  auto server = std::unique_ptr<TandemServer>(new TandemServer(config, logger));
+
+  if (absl::Status status = engine::InitializeV8(); !status.ok()) {
+    return absl::UnavailableError(absl::StrCat("cannot start V8: ", status.message()));
+  }
+  absl::StatusOr<std::string> wasm = ReadFile("module", config.module_path);
+  if (!wasm.ok()) return wasm.status();
+  absl::StatusOr<std::unique_ptr<engine::Module>> module =
+      engine::Module::Load(*wasm, engine::ModuleOptions{config.memory_limit_bytes});
+  if (!module.ok()) {
+    return absl::Status(module.status().code(), absl::StrCat("module '", config.module_path,
+                                                             "': ", module.status().message()));
+  }
+  server->module_ = *std::move(module);
+  logger.Info(absl::StrCat("loaded module ", config.module_path, " (", wasm->size(),
+                           " bytes), memory cap ", server->module_->memory_limit_bytes(),
+                           " bytes"));
+
+  std::filesystem::path db_path(config.db_path);
+  if (db_path.has_parent_path()) {
+    std::error_code ignored;  // Open reports a missing or unusable folder itself.
+    std::filesystem::create_directories(db_path.parent_path(), ignored);
+  }
+  absl::StatusOr<std::unique_ptr<store::BlockStore>> store =
+      store::BlockStore::Open(db_path, StoreOptionsFromConfig(config));
+  if (!store.ok()) return store.status();
+  server->store_ = *std::move(store);
+  std::optional<store::BlockRecord> tip = server->store_->GetTip();
+  logger.Info(absl::StrCat("opened database ", config.db_path, ", tip ",
+                           tip.has_value() ? absl::StrCat(tip->height) : "none"));
+
+  server->events_ = std::make_unique<EventHub>(logger);
+  server->metrics_ = std::make_unique<Metrics>(std::make_shared<prometheus::Registry>());
+  server->pair_events_ = std::make_unique<PairEventFanOut>(
+      std::vector<proxy::PairEventSink*>{server->events_.get(), server->metrics_.get()});
+  proxy::PairOptions pair_options = PairOptionsFromConfig(config);
+  pair_options.instance.log_sink = &logger;
+  server->pair_ = std::make_unique<proxy::InstancePair>(*server->module_, *server->store_,
+                                                        pair_options, server->pair_events_.get());
+  if (absl::Status ready = server->pair_->WaitUntilReady(config.warm_deadline); !ready.ok()) {
+    logger.Warning(
+        absl::StrCat("no instance is ready yet (calls answer UNAVAILABLE until one "
+                     "is): ",
+                     ready.message()));
+  }
+
+  if (!config.metrics_listen.empty()) {
+    server->metrics_collectable_ = std::make_shared<MetricsCollectable>(
+        *server->metrics_, server->pair_.get(), server->store_.get());
+    absl::StatusOr<std::unique_ptr<prometheus::Exposer>> exposer =
+        StartMetricsExposer(config.metrics_listen, server->metrics_collectable_);
+    if (!exposer.ok()) return exposer.status();
+    server->metrics_exposer_ = *std::move(exposer);
+    std::vector<int> ports = server->metrics_exposer_->GetListeningPorts();
+    server->metrics_port_ = ports.empty() ? 0 : ports[0];
+    logger.Info(absl::StrCat("metrics on http://",
+                             WithPort(config.metrics_listen, server->metrics_port_), "/metrics"));
+  }
+  if (absl::Status status = server->StartListeners(); !status.ok()) return status;
+  logger.Info(absl::StrCat("serving, swap policy ", proxy::SwapPolicyName(config.swap_policy)));
+  return server;
+}
+
+absl::Status TandemServer::StartListeners() {
+  EnableHealthAndReflection();
+  std::shared_ptr<grpc::ServerCredentials> credentials = grpc::InsecureServerCredentials();
+  if (!config_.tls_cert_path.empty()) {
+    absl::StatusOr<std::string> cert = ReadFile("--tls_cert", config_.tls_cert_path);
+    if (!cert.ok()) return cert.status();
+    absl::StatusOr<std::string> key = ReadFile("--tls_key", config_.tls_key_path);
+    if (!key.ok()) return key.status();
+    grpc::SslServerCredentialsOptions options;
+    options.pem_key_cert_pairs.push_back({*key, *cert});
+    credentials = grpc::SslServerCredentials(options);
+  }
+  const int max_message = static_cast<int>(config_.max_message_bytes);
+
+  indexer_ = std::make_unique<IndexerService>(*pair_, *store_, config_.token);
+  // Every call on either listener is counted and timed for grpc_server_* metrics.
+  auto metric_interceptors = [this] {
+    std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> creators;
+    creators.push_back(NewGrpcMetricsInterceptorFactory(*metrics_));
+    return creators;
+  };
+  grpc::ServerBuilder public_builder;
+  public_builder.experimental().SetInterceptorCreators(metric_interceptors());
+  // No SO_REUSEPORT: a second tandemd on the same address must fail, not share the port.
+  public_builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  public_builder.AddListeningPort(config_.listen, credentials, &public_port_);
+  public_builder.SetMaxReceiveMessageSize(max_message);
+  public_builder.SetMaxSendMessageSize(max_message);
+  public_builder.RegisterService(indexer_.get());
+  if (config_.admin_on_public) {
+    public_admin_ =
+        std::make_unique<AdminService>(*pair_, *events_, config_.admin_token, config_.module_path);
+    public_builder.RegisterService(public_admin_.get());
+  }
+  public_server_ = public_builder.BuildAndStart();
+  if (public_server_ == nullptr || public_port_ == 0) {
+    return absl::UnavailableError(absl::StrCat("cannot listen on --listen=", config_.listen));
+  }
+  logger_.Info(absl::StrCat("Indexer", config_.admin_on_public ? " and Admin" : "",
+                            " listening on ", WithPort(config_.listen, public_port_),
+                            config_.tls_cert_path.empty() ? "" : " (TLS)"));
+
+  if (!config_.admin_listen.empty()) {
+    admin_ =
+        std::make_unique<AdminService>(*pair_, *events_, config_.admin_token, config_.module_path);
+    grpc::ServerBuilder admin_builder;
+    admin_builder.experimental().SetInterceptorCreators(metric_interceptors());
+    admin_builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+    admin_builder.AddListeningPort(config_.admin_listen, credentials, &admin_port_);
+    admin_builder.SetMaxReceiveMessageSize(max_message);
+    admin_builder.SetMaxSendMessageSize(max_message);
+    admin_builder.RegisterService(admin_.get());
+    admin_server_ = admin_builder.BuildAndStart();
+    if (admin_server_ == nullptr || admin_port_ == 0) {
+      return absl::UnavailableError(
+          absl::StrCat("cannot listen on --admin_listen=", config_.admin_listen));
+    }
+    logger_.Info(absl::StrCat("Admin listening on ", WithPort(config_.admin_listen, admin_port_),
+                              config_.tls_cert_path.empty() ? "" : " (TLS)"));
+  }
+  return absl::OkStatus();
+}
+
+void TandemServer::Shutdown(absl::Duration grace) {
+  if (shut_down_) return;
+  shut_down_ = true;
+  const bool serving = public_server_ != nullptr;
+  if (serving) {
+    logger_.Info(absl::StrCat("shutting down: in-flight calls have ", absl::FormatDuration(grace),
+                              " to finish"));
+  }
+  // Event streams and block streams end first; they would otherwise hold the grace period up.
+  if (events_ != nullptr) events_->Close();
+  if (indexer_ != nullptr) indexer_->BeginShutdown();
+  gpr_timespec deadline =
+      gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
+                   gpr_time_from_micros(absl::ToInt64Microseconds(grace), GPR_TIMESPAN));
+  for (grpc::Server* server : {public_server_.get(), admin_server_.get()}) {
+    if (server == nullptr) continue;
+    if (grpc::HealthCheckServiceInterface* health = server->GetHealthCheckService()) {
+      health->SetServingStatus(false);
+    }
+  }
+  for (grpc::Server* server : {public_server_.get(), admin_server_.get()}) {
+    if (server != nullptr) server->Shutdown(deadline);
+  }
+  public_server_.reset();
+  admin_server_.reset();
+  if (serving) logger_.Info("listeners stopped; stopping the instance pair");
+  public_admin_.reset();
+  admin_.reset();
+  indexer_.reset();
+  metrics_exposer_.reset();  // No scrape can be in flight any more.
+  metrics_collectable_.reset();
+  pair_.reset();  // No call can be in flight any more: every server has shut down.
+  pair_events_.reset();
+  events_.reset();
+  metrics_.reset();
+  std::optional<store::BlockRecord> tip = store_ != nullptr ? store_->GetTip() : std::nullopt;
+  store_.reset();
+  if (serving) {
+    logger_.Info(
+        absl::StrCat("stopped; tip ", tip.has_value() ? absl::StrCat(tip->height) : "none"));
+  }
+}
+
+TandemServer::~TandemServer() { Shutdown(config_.shutdown_grace); }
+
+}  // namespace tandem::server

@@ -1,0 +1,87 @@
+// tandemd as an object: loads the module, opens the store, runs the instance pair and serves it
+// over gRPC on the public and admin listeners. main() only parses flags and waits for a signal;
+// tests run this in-process. It must never parse flags or install signal handlers itself.
+#pragma once
+
+#include <memory>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "engine/module.h"
+#include "grpcpp/server.h"
+#include "proxy/instance_pair.h"
+#include "server/admin_service.h"
+#include "server/config.h"
+#include "server/event_hub.h"
+#include "server/indexer_service.h"
+#include "server/logger.h"
+#include "server/metrics.h"
+#include "store/block_store.h"
+
+namespace tandem::server {
+
+// Threading: Start and Shutdown are called from one thread (main, or a test); the accessors from
+// any thread while the server runs. The services run on gRPC's threads.
+class TandemServer {
+ public:
+  // Starts everything. Errors, each naming the file or address:
+  //   NOT_FOUND / FAILED_PRECONDITION  the module or a TLS file cannot be read;
+  //   INVALID_ARGUMENT                 the module is invalid (the engine's message, naming the
+  //                                    offending import or export);
+  //   the store's Open errors          (locked by another process, not a tandem store, ...);
+  //   UNAVAILABLE                      a listener cannot bind, V8 cannot start.
+  // When the first warm-up fails the server still starts (its calls answer UNAVAILABLE until a
+  // warm succeeds) and the failure is logged.
+  // REQUIRES: ValidateConfig(config) is OK; `logger` outlives the server.
+  static absl::StatusOr<std::unique_ptr<TandemServer>> Start(const ServerConfig& config,
+                                                             Logger& logger);
+
+  // Shuts down (with config.shutdown_grace) if Shutdown was not called.
+  ~TandemServer();
+  TandemServer(const TandemServer&) = delete;
+  TandemServer& operator=(const TandemServer&) = delete;
+
+  // Stops accepting calls, lets in-flight calls finish for at most `grace` and cancels the rest
+  // (a block that already runs completes or fails whole: commits are atomic), ends event
+  // streams, then destroys the pair and closes the store. Idempotent.
+  void Shutdown(absl::Duration grace);
+
+  // The bound ports (useful with port 0); 0 when that listener is off.
+  int public_port() const { return public_port_; }
+  int admin_port() const { return admin_port_; }
+  int metrics_port() const { return metrics_port_; }
+
+  proxy::InstancePair& pair() { return *pair_; }
+  store::BlockStore& store() { return *store_; }
+  const ServerConfig& config() const { return config_; }
+
+ private:
+  TandemServer(const ServerConfig& config, Logger& logger) : config_(config), logger_(logger) {}
+
+  absl::Status StartListeners();
+
+  const ServerConfig config_;
+  Logger& logger_;
+
+  // Destroyed in reverse order: listeners, services, pair, hub, store, module.
+  std::unique_ptr<engine::Module> module_;
+  std::unique_ptr<store::BlockStore> store_;
+  std::unique_ptr<EventHub> events_;
+  std::unique_ptr<Metrics> metrics_;
+  std::unique_ptr<PairEventFanOut> pair_events_;  // events_ and metrics_.
+  std::unique_ptr<proxy::InstancePair> pair_;
+  // Scraped by metrics_exposer_; both go before the pair and the store they read.
+  std::shared_ptr<MetricsCollectable> metrics_collectable_;
+  std::unique_ptr<prometheus::Exposer> metrics_exposer_;
+  std::unique_ptr<IndexerService> indexer_;
+  std::unique_ptr<AdminService> admin_;         // On the admin listener.
+  std::unique_ptr<AdminService> public_admin_;  // On the public one (--admin_on_public).
+  std::unique_ptr<grpc::Server> public_server_;
+  std::unique_ptr<grpc::Server> admin_server_;
+  int public_port_ = 0;
+  int admin_port_ = 0;
+  int metrics_port_ = 0;
+  bool shut_down_ = false;
+};
+
+}  // namespace tandem::server

@@ -1,0 +1,637 @@
+// Tests of server/metrics.* and server/process_metrics.*: events, statuses and calls in, the
+// Prometheus text out (names, labels, values), a real store and pair, and a real exposer.
+#include "server/metrics.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <future>
+#include <map>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "gmock/gmock.h"
+#include "grpcpp/create_channel.h"
+#include "grpcpp/generic/async_generic_service.h"
+#include "grpcpp/generic/generic_stub.h"
+#include "grpcpp/security/credentials.h"
+#include "grpcpp/security/server_credentials.h"
+#include "grpcpp/server.h"
+#include "grpcpp/server_builder.h"
+#include "grpcpp/support/byte_buffer.h"
+#include "gtest/gtest.h"
+#include "prometheus/text_serializer.h"
+#include "server/process_metrics.h"
+#include "tests/engine/test_support.h"
+#include "tests/store/test_util.h"
+
+namespace tandem::server {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+// The exposition text parsed into "name{labels}" -> value, exactly as serialized.
+struct Scrape {
+  std::string text;
+  std::map<std::string, double> samples;
+
+  bool Has(const std::string& series) const { return samples.count(series) > 0; }
+  double Value(const std::string& series) const {
+    auto it = samples.find(series);
+    EXPECT_NE(it, samples.end()) << "no series " << series << " in:\n" << text;
+    return it == samples.end() ? -12345 : it->second;
+  }
+};
+
+Scrape Parse(const std::string& text) {
+  Scrape scrape{text, {}};
+  for (absl::string_view line : absl::StrSplit(text, '\n', absl::SkipEmpty())) {
+    if (line[0] == '#') continue;
+    size_t space = line.rfind(' ');
+    double value = 0;
+    EXPECT_TRUE(absl::SimpleAtod(line.substr(space + 1), &value)) << line;
+    scrape.samples[std::string(line.substr(0, space))] = value;
+  }
+  return scrape;
+}
+
+Scrape Serialize(const std::vector<prometheus::MetricFamily>& families) {
+  return Parse(prometheus::TextSerializer().Serialize(families));
+}
+
+Scrape Serialize(const prometheus::Registry& registry) { return Serialize(registry.Collect()); }
+
+proxy::PairEvent Event(proxy::PairEvent::Kind kind) {
+  proxy::PairEvent event;
+  event.kind = kind;
+  event.time = absl::Now();
+  return event;
+}
+
+proxy::PairEvent Swap(proxy::SwapReason reason, absl::Duration pause) {
+  proxy::PairEvent event = Event(proxy::PairEvent::Kind::kSwap);
+  event.reason = reason;
+  event.pause = pause;
+  return event;
+}
+
+store::BlockStoreOptions NoSync() {
+  store::BlockStoreOptions options;
+  options.sync = false;
+  return options;
+}
+
+class MetricsTest : public ::testing::Test {
+ protected:
+  std::shared_ptr<prometheus::Registry> registry_ = std::make_shared<prometheus::Registry>();
+  Metrics metrics_{registry_};
+};
+
+// Every family of the design exists from the start, with its pre-labelled series at zero, so
+// that rate() and the dashboard have series before the first event.
+TEST_F(MetricsTest, EveryFamilyExistsBeforeAnyEvent) {
+  Scrape scrape = Serialize(*registry_);
+  for (const char* family :
+       {"tandem_instance_memory_limit_bytes", "tandem_standby_state", "tandem_swaps_total",
+        "tandem_swap_pause_seconds", "tandem_warm_seconds", "tandem_warm_failures_total",
+        "tandem_replay_log_calls", "tandem_replay_log_bytes", "tandem_blocks_total",
+        "tandem_block_seconds", "tandem_tip_height", "tandem_views_total", "tandem_view_seconds",
+        "tandem_db_disk_bytes"}) {
+    EXPECT_THAT(scrape.text, HasSubstr(absl::StrCat("# TYPE ", family, " "))) << family;
+  }
+  // The gRPC families get their series (service, method, code) with the first call; a family
+  // without series is not written at all.
+  EXPECT_THAT(scrape.text, Not(HasSubstr("grpc_server_handled_total")));
+  EXPECT_THAT(scrape.text, HasSubstr("# TYPE tandem_swaps_total counter"));
+  EXPECT_THAT(scrape.text, HasSubstr("# TYPE tandem_swap_pause_seconds histogram"));
+  EXPECT_THAT(scrape.text, HasSubstr("# TYPE tandem_standby_state gauge"));
+  for (const char* reason :
+       {"block", "threshold", "manual", "failure", "startup", "rollback", "sync"}) {
+    EXPECT_EQ(scrape.Value(absl::StrCat("tandem_swaps_total{reason=\"", reason, "\"}")), 0);
+  }
+  for (const char* outcome : {"ok", "aborted", "deadline_exceeded", "unavailable", "error"}) {
+    EXPECT_EQ(scrape.Value(absl::StrCat("tandem_blocks_total{outcome=\"", outcome, "\"}")), 0);
+    EXPECT_EQ(scrape.Value(absl::StrCat("tandem_views_total{outcome=\"", outcome, "\"}")), 0);
+  }
+  for (const char* cause : {"deadline", "replay_diverged", "guest", "host", "other"}) {
+    EXPECT_EQ(scrape.Value(absl::StrCat("tandem_warm_failures_total{cause=\"", cause, "\"}")), 0);
+  }
+  EXPECT_EQ(scrape.Value("tandem_tip_height"), -1);
+  // No slot is known before the first status.
+  EXPECT_THAT(scrape.text, Not(HasSubstr("tandem_instance_memory_bytes{")));
+}
+
+TEST_F(MetricsTest, SwapsCountByReasonAndObservePauseFromOneMicrosecond) {
+  metrics_.OnPairEvent(Swap(proxy::SwapReason::kStartup, absl::Microseconds(3)));
+  metrics_.OnPairEvent(Swap(proxy::SwapReason::kBlock, absl::Nanoseconds(800)));
+  metrics_.OnPairEvent(Swap(proxy::SwapReason::kBlock, absl::Microseconds(40)));
+  metrics_.OnPairEvent(Swap(proxy::SwapReason::kManual, absl::Milliseconds(2)));
+  Scrape scrape = Serialize(*registry_);
+  EXPECT_EQ(scrape.Value("tandem_swaps_total{reason=\"block\"}"), 2);
+  EXPECT_EQ(scrape.Value("tandem_swaps_total{reason=\"manual\"}"), 1);
+  EXPECT_EQ(scrape.Value("tandem_swaps_total{reason=\"startup\"}"), 1);
+  EXPECT_EQ(scrape.Value("tandem_swaps_total{reason=\"threshold\"}"), 0);
+  EXPECT_EQ(scrape.Value("tandem_swap_pause_seconds_count"), 4);
+  EXPECT_NEAR(scrape.Value("tandem_swap_pause_seconds_sum"), 0.0020438, 1e-9);
+  EXPECT_EQ(scrape.Value("tandem_swap_pause_seconds_bucket{le=\"1e-06\"}"), 1);
+  EXPECT_EQ(scrape.Value("tandem_swap_pause_seconds_bucket{le=\"5e-06\"}"), 2);
+  EXPECT_EQ(scrape.Value("tandem_swap_pause_seconds_bucket{le=\"5e-05\"}"), 3);
+  EXPECT_EQ(scrape.Value("tandem_swap_pause_seconds_bucket{le=\"0.0025\"}"), 4);
+  EXPECT_EQ(scrape.Value("tandem_swap_pause_seconds_bucket{le=\"+Inf\"}"), 4);
+}
+
+TEST_F(MetricsTest, WarmDurationsAndFailureCauses) {
+  proxy::PairEvent ready = Event(proxy::PairEvent::Kind::kWarmReady);
+  ready.duration = absl::Milliseconds(20);
+  metrics_.OnPairEvent(ready);
+  for (const char* cause :
+       {"DEADLINE_EXCEEDED: warm-up of generation 4 ran past its deadline of 60s",
+        "ABORTED: replay diverged at call 1 (init_nondeterministic): result digest 01 differs",
+        "ABORTED: replaying init call 1 of 1 (init): failed: trap: unreachable",
+        "UNAVAILABLE: warm-up of generation 5: host memory reservation failed",
+        "RESOURCE_EXHAUSTED: heap limit", "INTERNAL: something else", "no code at all"}) {
+    proxy::PairEvent failed = Event(proxy::PairEvent::Kind::kWarmFailed);
+    failed.cause = cause;
+    metrics_.OnPairEvent(failed);
+  }
+  Scrape scrape = Serialize(*registry_);
+  EXPECT_EQ(scrape.Value("tandem_warm_seconds_count"), 1);
+  EXPECT_NEAR(scrape.Value("tandem_warm_seconds_sum"), 0.02, 1e-12);
+  EXPECT_EQ(scrape.Value("tandem_warm_seconds_bucket{le=\"0.01\"}"), 0);
+  EXPECT_EQ(scrape.Value("tandem_warm_seconds_bucket{le=\"0.025\"}"), 1);
+  EXPECT_EQ(scrape.Value("tandem_warm_failures_total{cause=\"deadline\"}"), 1);
+  EXPECT_EQ(scrape.Value("tandem_warm_failures_total{cause=\"replay_diverged\"}"), 1);
+  EXPECT_EQ(scrape.Value("tandem_warm_failures_total{cause=\"guest\"}"), 1);
+  EXPECT_EQ(scrape.Value("tandem_warm_failures_total{cause=\"host\"}"), 2);
+  EXPECT_EQ(scrape.Value("tandem_warm_failures_total{cause=\"other\"}"), 2);
+}
+
+TEST_F(MetricsTest, BlocksCountByOutcomeAndCommittedOnesAreTimedFrom100Microseconds) {
+  for (absl::Duration took : {absl::Microseconds(90), absl::Milliseconds(3), absl::Seconds(45)}) {
+    proxy::PairEvent committed = Event(proxy::PairEvent::Kind::kBlockCommitted);
+    committed.duration = took;
+    metrics_.OnPairEvent(committed);
+  }
+  for (const char* cause : {"ABORTED: abort: malformed block: truncated block header at byte 0",
+                            "DEADLINE_EXCEEDED: block ran past its deadline",
+                            "UNAVAILABLE: no ready instance within 10s; the standby is WARMING",
+                            "UNAVAILABLE: block 3 ran but could not be committed: IO error"}) {
+    proxy::PairEvent failed = Event(proxy::PairEvent::Kind::kBlockFailed);
+    failed.cause = cause;
+    metrics_.OnPairEvent(failed);
+  }
+  metrics_.OnPairEvent(Event(proxy::PairEvent::Kind::kInstanceFailed));
+  metrics_.OnPairEvent(Event(proxy::PairEvent::Kind::kSwapDelayed));
+  metrics_.OnPairEvent(Event(proxy::PairEvent::Kind::kRolledBack));
+  Scrape scrape = Serialize(*registry_);
+  EXPECT_EQ(scrape.Value("tandem_blocks_total{outcome=\"ok\"}"), 3);
+  EXPECT_EQ(scrape.Value("tandem_blocks_total{outcome=\"aborted\"}"), 1);
+  EXPECT_EQ(scrape.Value("tandem_blocks_total{outcome=\"deadline_exceeded\"}"), 1);
+  EXPECT_EQ(scrape.Value("tandem_blocks_total{outcome=\"unavailable\"}"), 2);
+  EXPECT_EQ(scrape.Value("tandem_block_seconds_count"), 3);
+  EXPECT_EQ(scrape.Value("tandem_block_seconds_bucket{le=\"0.0001\"}"), 1);
+  EXPECT_EQ(scrape.Value("tandem_block_seconds_bucket{le=\"0.005\"}"), 2);
+  EXPECT_EQ(scrape.Value("tandem_block_seconds_bucket{le=\"30\"}"), 2);
+  EXPECT_EQ(scrape.Value("tandem_block_seconds_bucket{le=\"60\"}"), 3);
+  EXPECT_EQ(scrape.Value("tandem_instance_failures_total"), 1);
+  EXPECT_EQ(scrape.Value("tandem_swaps_delayed_total"), 1);
+  EXPECT_EQ(scrape.Value("tandem_rollbacks_total"), 1);
+}
+
+TEST_F(MetricsTest, ViewsCountByOutcome) {
+  metrics_.RecordView(absl::OkStatus(), absl::Microseconds(50));
+  metrics_.RecordView(absl::OkStatus(), absl::Microseconds(70));
+  metrics_.RecordView(absl::NotFoundError("height 9 is above the tip 3"), absl::Microseconds(5));
+  metrics_.RecordView(absl::AbortedError("trap"), absl::Milliseconds(1));
+  metrics_.RecordView(absl::InternalError("?"), absl::Milliseconds(1));
+  Scrape scrape = Serialize(*registry_);
+  EXPECT_EQ(scrape.Value("tandem_views_total{outcome=\"ok\"}"), 2);
+  EXPECT_EQ(scrape.Value("tandem_views_total{outcome=\"not_found\"}"), 1);
+  EXPECT_EQ(scrape.Value("tandem_views_total{outcome=\"aborted\"}"), 1);
+  EXPECT_EQ(scrape.Value("tandem_views_total{outcome=\"error\"}"), 1);
+  EXPECT_EQ(scrape.Value("tandem_view_seconds_count"), 5);
+  EXPECT_EQ(scrape.Value("tandem_view_seconds_bucket{le=\"1e-05\"}"), 1);
+}
+
+TEST_F(MetricsTest, GrpcCallsUseTheGoGrpcPrometheusLabels) {
+  metrics_.RecordGrpc("tandem.v1.Indexer", "SubmitBlock", 0, absl::Milliseconds(2));
+  metrics_.RecordGrpc("tandem.v1.Indexer", "SubmitBlock", 0, absl::Milliseconds(3));
+  metrics_.RecordGrpc("tandem.v1.Indexer", "SubmitBlock", 9, absl::Microseconds(200));
+  metrics_.RecordGrpc("tandem.v1.Admin", "Swap", 14, absl::Seconds(10));
+  metrics_.RecordGrpc("tandem.v1.Admin", "Swap", 99, absl::Seconds(1));
+  Scrape scrape = Serialize(*registry_);
+  EXPECT_EQ(scrape.Value("grpc_server_handled_total{grpc_code=\"OK\",grpc_method=\"SubmitBlock\","
+                         "grpc_service=\"tandem.v1.Indexer\"}"),
+            2);
+  EXPECT_EQ(scrape.Value("grpc_server_handled_total{grpc_code=\"FailedPrecondition\","
+                         "grpc_method=\"SubmitBlock\",grpc_service=\"tandem.v1.Indexer\"}"),
+            1);
+  EXPECT_EQ(scrape.Value("grpc_server_handled_total{grpc_code=\"Unavailable\","
+                         "grpc_method=\"Swap\",grpc_service=\"tandem.v1.Admin\"}"),
+            1);
+  EXPECT_EQ(scrape.Value("grpc_server_handled_total{grpc_code=\"Unknown\","
+                         "grpc_method=\"Swap\",grpc_service=\"tandem.v1.Admin\"}"),
+            1);
+  EXPECT_EQ(scrape.Value("grpc_server_handling_seconds_count{grpc_method=\"SubmitBlock\","
+                         "grpc_service=\"tandem.v1.Indexer\"}"),
+            3);
+  EXPECT_EQ(scrape.Value("grpc_server_handling_seconds_bucket{grpc_method=\"SubmitBlock\","
+                         "grpc_service=\"tandem.v1.Indexer\",le=\"0.00025\"}"),
+            1);
+}
+
+TEST(LabelTest, CodeNames) {
+  EXPECT_EQ(GrpcCodeLabel(0), "OK");
+  EXPECT_EQ(GrpcCodeLabel(1), "Canceled");
+  EXPECT_EQ(GrpcCodeLabel(4), "DeadlineExceeded");
+  EXPECT_EQ(GrpcCodeLabel(16), "Unauthenticated");
+  EXPECT_EQ(GrpcCodeLabel(-1), "Unknown");
+  EXPECT_EQ(GrpcCodeLabel(17), "Unknown");
+  EXPECT_EQ(OutcomeLabel(absl::StatusCode::kOk), "ok");
+  EXPECT_EQ(OutcomeLabel(absl::StatusCode::kDataLoss), "error");
+  EXPECT_EQ(OutcomeLabelFromStatusText("OK"), "ok");
+  EXPECT_EQ(OutcomeLabelFromStatusText("ABORTED: x"), "aborted");
+  EXPECT_EQ(OutcomeLabelFromStatusText("ABORTEDX: x"), "error");
+  EXPECT_EQ(OutcomeLabelFromStatusText(absl::DeadlineExceededError("x").ToString()),
+            "deadline_exceeded");
+  EXPECT_EQ(OutcomeLabelFromStatusText(""), "error");
+  EXPECT_EQ(WarmFailureCause(""), "other");
+}
+
+proxy::PairStatus SomeStatus() {
+  proxy::PairStatus status;
+  status.policy = proxy::SwapPolicy::kThreshold;
+  status.memory_limit_bytes = 64ull << 20;
+  status.tip = 7;
+  status.active.present = true;
+  status.active.generation = 5;
+  status.active.memory_bytes = 3 << 20;
+  status.standby_state = proxy::StandbyState::kWarming;
+  status.consecutive_warm_failures = 2;
+  status.swap_due = true;
+  status.replay_log_calls = 3;
+  status.replay_log_bytes = 1234;
+  status.historical_instances = 1;
+  return status;
+}
+
+TEST_F(MetricsTest, StatusSetsTheGaugesAndAnEmptySlotHasNoSeries) {
+  proxy::PairStatus status = SomeStatus();
+  metrics_.UpdateFromStatus(status);
+  Scrape scrape = Serialize(*registry_);
+  EXPECT_EQ(scrape.Value("tandem_instance_memory_bytes{slot=\"active\"}"), 3 << 20);
+  EXPECT_EQ(scrape.Value("tandem_instance_generation{slot=\"active\"}"), 5);
+  EXPECT_FALSE(scrape.Has("tandem_instance_memory_bytes{slot=\"standby\"}"));
+  EXPECT_FALSE(scrape.Has("tandem_instance_generation{slot=\"standby\"}"));
+  EXPECT_EQ(scrape.Value("tandem_instance_memory_limit_bytes"), 64 << 20);
+  EXPECT_EQ(scrape.Value("tandem_standby_state"), 1);
+  EXPECT_EQ(scrape.Value("tandem_swap_due"), 1);
+  EXPECT_EQ(scrape.Value("tandem_consecutive_warm_failures"), 2);
+  EXPECT_EQ(scrape.Value("tandem_tip_height"), 7);
+  EXPECT_EQ(scrape.Value("tandem_replay_log_calls"), 3);
+  EXPECT_EQ(scrape.Value("tandem_replay_log_bytes"), 1234);
+  EXPECT_EQ(scrape.Value("tandem_historical_instances"), 1);
+
+  status.standby.present = true;
+  status.standby.generation = 6;
+  status.standby.memory_bytes = 1 << 20;
+  status.standby_state = proxy::StandbyState::kReady;
+  metrics_.UpdateFromStatus(status);
+  scrape = Serialize(*registry_);
+  EXPECT_EQ(scrape.Value("tandem_instance_memory_bytes{slot=\"standby\"}"), 1 << 20);
+  EXPECT_EQ(scrape.Value("tandem_instance_generation{slot=\"standby\"}"), 6);
+  EXPECT_EQ(scrape.Value("tandem_standby_state"), 2);
+
+  status.standby = {};
+  status.active = {};
+  status.standby_state = proxy::StandbyState::kFailed;
+  status.tip.reset();
+  metrics_.UpdateFromStatus(status);
+  scrape = Serialize(*registry_);
+  EXPECT_THAT(scrape.text, Not(HasSubstr("tandem_instance_memory_bytes{")));
+  EXPECT_THAT(scrape.text, Not(HasSubstr("tandem_instance_generation{")));
+  EXPECT_EQ(scrape.Value("tandem_standby_state"), 3);
+  EXPECT_EQ(scrape.Value("tandem_tip_height"), -1);
+}
+
+TEST_F(MetricsTest, StoreGauges) {
+  store::testing::TempDir dir;
+  absl::StatusOr<std::unique_ptr<store::BlockStore>> store =
+      store::BlockStore::Open(dir.path() / "db", NoSync());
+  ASSERT_TRUE(store.ok()) << store.status();
+  metrics_.UpdateStore(**store);
+  Scrape scrape = Serialize(*registry_);
+  EXPECT_GE(scrape.Value("tandem_db_live_data_bytes"), 0);
+  EXPECT_GT(scrape.Value("tandem_db_disk_bytes"), 0);  // At least RocksDB's manifest and log.
+}
+
+TEST(ProcessMetricsTest, ParsesAStatLineWhoseCommandHoldsSpacesAndParentheses) {
+  // Fields 3..24 of proc(5): state ppid pgrp session tty tpgid flags minflt cminflt majflt
+  // cmajflt utime stime cutime cstime priority nice num_threads itrealvalue starttime vsize rss.
+  const std::string line =
+      "1234 (tandem (d) x) S 1 1234 1234 0 -1 4194560 100 0 0 0 250 150 0 0 20 0 7 0 500 "
+      "104857600 2048 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0\n";
+  absl::StatusOr<ProcessSample> sample = ParseProcStat(line, 100, 4096, 1.7e9);
+  ASSERT_TRUE(sample.ok()) << sample.status();
+  EXPECT_DOUBLE_EQ(sample->cpu_seconds, 4.0);
+  EXPECT_EQ(sample->threads, 7u);
+  EXPECT_DOUBLE_EQ(sample->start_time_seconds, 1.7e9 + 5);
+  EXPECT_EQ(sample->virtual_bytes, 104857600u);
+  EXPECT_EQ(sample->resident_bytes, 2048u * 4096);
+
+  EXPECT_EQ(ParseProcStat("no parenthesis", 100, 4096, 0).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ParseProcStat("1 (x) S 1 2 3", 100, 4096, 0).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST(ProcessMetricsTest, ReadsThisProcess) {
+  absl::StatusOr<ProcessSample> sample = ReadProcessSample();
+  ASSERT_TRUE(sample.ok()) << sample.status();
+  EXPECT_GT(sample->resident_bytes, 1u << 20);
+  EXPECT_GE(sample->virtual_bytes, sample->resident_bytes);
+  EXPECT_GE(sample->open_fds, 3u);  // stdin, stdout, stderr.
+  EXPECT_GE(sample->max_fds, sample->open_fds);
+  EXPECT_GE(sample->threads, 1u);
+  const double now = absl::ToDoubleSeconds(absl::Now() - absl::UnixEpoch());
+  EXPECT_LE(sample->start_time_seconds, now + 2);
+  EXPECT_GE(sample->start_time_seconds, now - 3600);
+}
+
+TEST_F(MetricsTest, CollectableAddsTheProcessFamilies) {
+  auto collectable = std::make_shared<MetricsCollectable>(metrics_, nullptr, nullptr);
+  Scrape scrape = Serialize(collectable->Collect());
+  EXPECT_THAT(scrape.text, HasSubstr("# TYPE process_cpu_seconds_total counter"));
+  EXPECT_THAT(scrape.text, HasSubstr("# TYPE process_resident_memory_bytes gauge"));
+  EXPECT_GT(scrape.Value("process_resident_memory_bytes"), 1 << 20);
+  EXPECT_GT(scrape.Value("process_virtual_memory_bytes"), 1 << 20);
+  EXPECT_GE(scrape.Value("process_open_fds"), 3);
+  EXPECT_GT(scrape.Value("process_max_fds"), 0);
+  EXPECT_GT(scrape.Value("process_start_time_seconds"), 1.6e9);
+  EXPECT_GE(scrape.Value("process_cpu_seconds_total"), 0);
+  EXPECT_GE(scrape.Value("process_threads"), 1);
+  EXPECT_EQ(scrape.Value("tandem_swaps_total{reason=\"block\"}"), 0);
+}
+
+// A real pair over the example indexer, wired as tandemd wires it: the metrics are its event
+// sink and the collectable refreshes from its status and store at each scrape.
+TEST(MetricsWithPairTest, BlocksSwapsAndStatusReachTheScrape) {
+  std::unique_ptr<engine::Module> module =
+      engine::testing::LoadGuestOrDie("bitcoin_indexer", 64ull << 20);
+  ASSERT_NE(module, nullptr);
+  store::testing::TempDir dir;
+  absl::StatusOr<std::unique_ptr<store::BlockStore>> store =
+      store::BlockStore::Open(dir.path() / "db", NoSync());
+  ASSERT_TRUE(store.ok()) << store.status();
+
+  auto registry = std::make_shared<prometheus::Registry>();
+  Metrics metrics(registry);
+  {
+    proxy::InstancePair pair(*module, **store, proxy::PairOptions{}, &metrics);
+    absl::Status ready = pair.WaitUntilReady(absl::Seconds(30));
+    ASSERT_TRUE(ready.ok()) << ready;
+    auto collectable = std::make_shared<MetricsCollectable>(metrics, &pair, store->get());
+
+    // An empty payload is a malformed block: the guest aborts, the block fails.
+    proxy::BlockSubmission bad;
+    bad.height = 1;
+    absl::Status bad_status = pair.SubmitBlock(bad).status();
+    EXPECT_EQ(bad_status.code(), absl::StatusCode::kAborted) << bad_status;
+    // The first block of the test data (mainnet block 1, 215 bytes), at heights 1 and 2 (the
+    // indexer does not check links).
+    std::string block =
+        engine::testing::ReadFileOrDie(std::string(TANDEM_TEST_DATA_DIR) + "/bitcoin_blocks.json");
+    size_t hex_at = block.find("\"hex\": \"");
+    ASSERT_NE(hex_at, std::string::npos);
+    hex_at += 8;
+    std::string hex = block.substr(hex_at, block.find('"', hex_at) - hex_at);
+    std::string bytes;
+    for (size_t i = 0; i + 1 < hex.size(); i += 2) {
+      bytes.push_back(static_cast<char>(std::stoi(hex.substr(i, 2), nullptr, 16)));
+    }
+    for (uint32_t height : {1u, 2u}) {
+      proxy::BlockSubmission good;
+      good.height = height;
+      good.bytes = bytes;
+      absl::StatusOr<proxy::BlockOutcome> outcome = pair.SubmitBlock(good);
+      ASSERT_TRUE(outcome.ok()) << outcome.status();
+    }
+    ASSERT_TRUE(pair.Swap(absl::Seconds(30)).ok());
+
+    Scrape scrape = Serialize(collectable->Collect());
+    EXPECT_EQ(scrape.Value("tandem_blocks_total{outcome=\"ok\"}"), 2);
+    EXPECT_EQ(scrape.Value("tandem_blocks_total{outcome=\"aborted\"}"), 1);
+    EXPECT_EQ(scrape.Value("tandem_block_seconds_count"), 2);
+    EXPECT_EQ(scrape.Value("tandem_swaps_total{reason=\"block\"}"), 2);
+    EXPECT_EQ(scrape.Value("tandem_swaps_total{reason=\"manual\"}"), 1);
+    EXPECT_GE(scrape.Value("tandem_swap_pause_seconds_count"), 3);
+    EXPECT_GE(scrape.Value("tandem_warm_seconds_count"), 3);
+    EXPECT_EQ(scrape.Value("tandem_tip_height"), 2);
+    EXPECT_EQ(scrape.Value("tandem_instance_memory_limit_bytes"), 64 << 20);
+    EXPECT_GT(scrape.Value("tandem_instance_memory_bytes{slot=\"active\"}"), 0);
+    EXPECT_GT(scrape.Value("tandem_instance_generation{slot=\"active\"}"), 1);
+    EXPECT_GT(scrape.Value("tandem_db_disk_bytes"), 0);
+    EXPECT_GT(scrape.Value("process_resident_memory_bytes"), 0);
+  }
+}
+
+// Sends `GET /metrics` to 127.0.0.1:`port` and returns the whole response ("" on failure).
+std::string HttpGetMetrics(int port) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return "";
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(static_cast<uint16_t>(port));
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  std::string response;
+  if (connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0) {
+    const std::string request = "GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
+    if (write(fd, request.data(), request.size()) == static_cast<ssize_t>(request.size())) {
+      char buffer[4096];
+      for (ssize_t n; (n = read(fd, buffer, sizeof(buffer))) > 0;) response.append(buffer, n);
+    }
+  }
+  close(fd);
+  return response;
+}
+
+TEST_F(MetricsTest, ExposerServesTheCollectableAndReportsABusyPort) {
+  metrics_.OnPairEvent(Swap(proxy::SwapReason::kManual, absl::Microseconds(2)));
+  auto collectable = std::make_shared<MetricsCollectable>(metrics_, nullptr, nullptr);
+  absl::StatusOr<std::unique_ptr<prometheus::Exposer>> exposer =
+      StartMetricsExposer("127.0.0.1:0", collectable);
+  ASSERT_TRUE(exposer.ok()) << exposer.status();
+  std::vector<int> ports = (*exposer)->GetListeningPorts();
+  ASSERT_EQ(ports.size(), 1u);
+  ASSERT_GT(ports[0], 0);
+
+  std::string response = HttpGetMetrics(ports[0]);
+  EXPECT_THAT(response, HasSubstr("200 OK"));
+  EXPECT_THAT(response, HasSubstr("tandem_swaps_total{reason=\"manual\"} 1"));
+  EXPECT_THAT(response, HasSubstr("process_resident_memory_bytes "));
+
+  absl::StatusOr<std::unique_ptr<prometheus::Exposer>> second =
+      StartMetricsExposer(absl::StrCat("127.0.0.1:", ports[0]), collectable);
+  ASSERT_FALSE(second.ok());
+  EXPECT_EQ(second.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(second.status().message(), HasSubstr(absl::StrCat("127.0.0.1:", ports[0])));
+
+  for (const char* bad :
+       {"", "9464", "127.0.0.1", "127.0.0.1:x", "127.0.0.1:70000", "::1:80", "[::1:80"}) {
+    EXPECT_EQ(StartMetricsExposer(bad, collectable).status().code(),
+              absl::StatusCode::kInvalidArgument)
+        << bad;
+  }
+}
+
+TEST(GrpcMethodTest, Splits) {
+  std::string service, method;
+  SplitGrpcMethod("/tandem.v1.Indexer/View", &service, &method);
+  EXPECT_EQ(service, "tandem.v1.Indexer");
+  EXPECT_EQ(method, "View");
+  SplitGrpcMethod("weird", &service, &method);
+  EXPECT_EQ(service, "unknown");
+  EXPECT_EQ(method, "weird");
+  SplitGrpcMethod("/x/", &service, &method);
+  EXPECT_EQ(service, "unknown");
+}
+
+// Calls `path` on `channel` with `request` (raw bytes); returns the status code.
+grpc::StatusCode CallRaw(const std::shared_ptr<grpc::Channel>& channel, const std::string& path,
+                         const std::string& request) {
+  grpc::GenericStub stub(channel);
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  grpc::Slice slice(request);
+  grpc::ByteBuffer request_buffer(&slice, 1);
+  grpc::ByteBuffer response;
+  std::promise<grpc::Status> done;
+  stub.UnaryCall(&context, path, grpc::StubOptions(), &request_buffer, &response,
+                 [&done](grpc::Status status) { done.set_value(status); });
+  return done.get_future().get().error_code();
+}
+
+// Stands in for tandem's services: "/test.Echo/Echo" answers its request, any other method
+// fails with NOT_FOUND.
+class EchoService final : public grpc::CallbackGenericService {
+ public:
+  grpc::ServerGenericBidiReactor* CreateReactor(
+      grpc::GenericCallbackServerContext* context) override {
+    return new Reactor(context->method() == "/test.Echo/Echo");
+  }
+
+ private:
+  class Reactor final : public grpc::ServerGenericBidiReactor {
+   public:
+    explicit Reactor(bool echo) {
+      if (echo) {
+        StartRead(&request_);
+      } else {
+        Finish(grpc::Status(grpc::StatusCode::NOT_FOUND, "no such method"));
+      }
+    }
+    void OnReadDone(bool ok) override {
+      if (!ok) {
+        Finish(grpc::Status::OK);
+        return;
+      }
+      StartWriteAndFinish(&request_, grpc::WriteOptions(), grpc::Status::OK);
+    }
+    void OnDone() override { delete this; }
+
+   private:
+    grpc::ByteBuffer request_;
+  };
+};
+
+// The interceptor on a real server over loopback.
+TEST_F(MetricsTest, GrpcInterceptorRecordsEveryCall) {
+  EchoService service;
+  grpc::ServerBuilder builder;
+  int port = 0;
+  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+  builder.RegisterCallbackGenericService(&service);
+  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> creators;
+  creators.push_back(NewGrpcMetricsInterceptorFactory(metrics_));
+  builder.experimental().SetInterceptorCreators(std::move(creators));
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  ASSERT_NE(server, nullptr);
+  ASSERT_GT(port, 0);
+  auto channel =
+      grpc::CreateChannel(absl::StrCat("127.0.0.1:", port), grpc::InsecureChannelCredentials());
+  EXPECT_EQ(CallRaw(channel, "/test.Echo/Echo", "hello"), grpc::StatusCode::OK);
+  EXPECT_EQ(CallRaw(channel, "/test.Echo/Echo", "again"), grpc::StatusCode::OK);
+  EXPECT_EQ(CallRaw(channel, "/test.Echo/Missing", ""), grpc::StatusCode::NOT_FOUND);
+  // A view is also counted by outcome.
+  EXPECT_EQ(CallRaw(channel, "/tandem.v1.Indexer/View", ""), grpc::StatusCode::NOT_FOUND);
+  server->Shutdown();
+
+  Scrape scrape = Serialize(*registry_);
+  EXPECT_EQ(scrape.Value("grpc_server_handled_total{grpc_code=\"OK\",grpc_method=\"Echo\","
+                         "grpc_service=\"test.Echo\"}"),
+            2);
+  EXPECT_EQ(scrape.Value("grpc_server_handled_total{grpc_code=\"NotFound\","
+                         "grpc_method=\"Missing\",grpc_service=\"test.Echo\"}"),
+            1);
+  EXPECT_EQ(scrape.Value("grpc_server_handling_seconds_count{grpc_method=\"Echo\","
+                         "grpc_service=\"test.Echo\"}"),
+            2);
+  EXPECT_EQ(scrape.Value("grpc_server_handled_total{grpc_code=\"NotFound\","
+                         "grpc_method=\"View\",grpc_service=\"tandem.v1.Indexer\"}"),
+            1);
+  EXPECT_EQ(scrape.Value("tandem_views_total{outcome=\"not_found\"}"), 1);
+  EXPECT_EQ(scrape.Value("tandem_views_total{outcome=\"ok\"}"), 0);
+  EXPECT_EQ(scrape.Value("tandem_view_seconds_count"), 1);
+}
+
+// Events, calls, status updates and scrapes from many threads at once (run under TSan too).
+TEST_F(MetricsTest, ConcurrentUpdatesAndScrapes) {
+  auto collectable = std::make_shared<MetricsCollectable>(metrics_, nullptr, nullptr);
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> threads;
+  constexpr int kPerThread = 2000;
+  for (int t = 0; t < 3; ++t) {
+    threads.emplace_back([this, t] {
+      for (int i = 0; i < kPerThread; ++i) {
+        metrics_.OnPairEvent(Swap(proxy::SwapReason::kBlock, absl::Microseconds(1)));
+        metrics_.RecordView(absl::OkStatus(), absl::Microseconds(i));
+        metrics_.RecordGrpc("tandem.v1.Indexer", t % 2 ? "View" : "SubmitBlock", i % 3,
+                            absl::Microseconds(i));
+      }
+    });
+  }
+  threads.emplace_back([this, &stop] {
+    proxy::PairStatus status = SomeStatus();
+    for (int i = 0; !stop.load(); ++i) {
+      status.standby.present = i % 2 == 0;
+      metrics_.UpdateFromStatus(status);
+    }
+  });
+  threads.emplace_back([&collectable, &stop] {
+    while (!stop.load()) Serialize(collectable->Collect());
+  });
+  for (int t = 0; t < 3; ++t) threads[t].join();
+  stop = true;
+  for (size_t t = 3; t < threads.size(); ++t) threads[t].join();
+  Scrape scrape = Serialize(*registry_);
+  EXPECT_EQ(scrape.Value("tandem_swaps_total{reason=\"block\"}"), 3 * kPerThread);
+  EXPECT_EQ(scrape.Value("tandem_views_total{outcome=\"ok\"}"), 3 * kPerThread);
+  double handled = 0;
+  for (const auto& [series, value] : scrape.samples) {
+    if (series.rfind("grpc_server_handled_total{", 0) == 0) handled += value;
+  }
+  EXPECT_EQ(handled, 3 * kPerThread);
+}
+}  // namespace
+}  // namespace tandem::server

@@ -1,0 +1,134 @@
+#!/usr/bin/python3
+"""An independent client for tandemd: Python's grpcio (Debian's python3-grpcio), not this
+project's C++. It starts tandemd, submits the real fixture blocks through StreamBlocks, checks a
+view against the fixtures' independently computed figures, forces a swap and reads the status.
+
+Stubs come from protoc + grpc_python_plugin at build time (proto/CMakeLists.txt).
+Usage: python_client_test.py --tandemd PATH --stubs DIR --module WASM --blocks JSON
+"""
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+
+
+def wait_for_port(log_path, what, timeout=60):
+    deadline = time.time() + timeout
+    pattern = re.compile(what + r" listening on [0-9.]+:(\d+)")
+    while time.time() < deadline:
+        with open(log_path) as log:
+            match = pattern.search(log.read())
+        if match:
+            return int(match.group(1))
+        time.sleep(0.05)
+    raise AssertionError(f"tandemd never logged '{what} listening on'")
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--tandemd", required=True)
+    parser.add_argument("--stubs", required=True)
+    parser.add_argument("--module", required=True)
+    parser.add_argument("--blocks", required=True)
+    args = parser.parse_args()
+
+    sys.path.insert(0, args.stubs)
+    import grpc
+    from tandem.v1 import tandem_pb2, tandem_pb2_grpc
+
+    with open(args.blocks) as f:
+        fixtures = json.load(f)
+
+    workdir = tempfile.mkdtemp(prefix="tandem-python-")
+    log_path = os.path.join(workdir, "tandemd.log")
+    with open(log_path, "w") as log:
+        daemon = subprocess.Popen(
+            [args.tandemd, f"--module={args.module}", f"--db={workdir}/db",
+             "--listen=127.0.0.1:0", "--admin_listen=127.0.0.1:0", "--metrics_listen=127.0.0.1:0", "--fsync=false",
+             "--swap_policy=none"],
+            stdout=log, stderr=subprocess.STDOUT)
+    try:
+        port = wait_for_port(log_path, "Indexer")
+        admin_port = wait_for_port(log_path, "Admin")
+        options = [("grpc.max_send_message_length", -1),
+                   ("grpc.max_receive_message_length", -1)]
+        indexer = tandem_pb2_grpc.IndexerStub(
+            grpc.insecure_channel(f"127.0.0.1:{port}", options=options))
+        admin = tandem_pb2_grpc.AdminStub(
+            grpc.insecure_channel(f"127.0.0.1:{admin_port}", options=options))
+
+        # Every fixture block, streamed at heights 1..N.
+        def requests():
+            for i, block in enumerate(fixtures):
+                yield tandem_pb2.SubmitBlockRequest(height=i + 1,
+                                                    block=bytes.fromhex(block["hex"]))
+        heights = [r.block.height for r in indexer.StreamBlocks(requests(), timeout=300)]
+        assert heights == list(range(1, len(fixtures) + 1)), heights
+
+        tip = indexer.GetTip(tandem_pb2.GetTipRequest(), timeout=30)
+        assert tip.tip.height == len(fixtures), tip
+        assert len(tip.tip.state_root) == 32
+
+        # block_summary of every block: tx count, output count, output sum, block id.
+        for i, block in enumerate(fixtures):
+            answer = indexer.View(tandem_pb2.ViewRequest(
+                name="block_summary", request=struct.pack("<I", i + 1)), timeout=30)
+            assert answer.height == len(fixtures)
+            tx_count, output_count, output_sum = struct.unpack_from("<IIQ", answer.answer)
+            assert tx_count == block["tx_count"], (i, tx_count, block["tx_count"])
+            assert output_count == block["output_count"]
+            assert output_sum == block["output_sum_sat"]
+            assert answer.answer[16:48][::-1].hex() == block["id"]
+
+        # A view at a past height does not see later blocks.
+        past = indexer.View(tandem_pb2.ViewRequest(
+            name="block_summary", height=3, request=struct.pack("<I", 4)), timeout=30)
+        assert past.height == 3 and past.answer == b"", past
+
+        # Errors arrive as gRPC statuses.
+        try:
+            indexer.View(tandem_pb2.ViewRequest(name="no_such_view"), timeout=30)
+            raise AssertionError("unknown view answered")
+        except grpc.RpcError as error:
+            assert error.code() == grpc.StatusCode.NOT_FOUND, error
+        try:
+            indexer.SubmitBlock(tandem_pb2.SubmitBlockRequest(height=len(fixtures) + 5,
+                                                              block=b"x"), timeout=30)
+            raise AssertionError("a gap was accepted")
+        except grpc.RpcError as error:
+            assert error.code() == grpc.StatusCode.FAILED_PRECONDITION, error
+
+        # Admin is not on the public listener.
+        try:
+            tandem_pb2_grpc.AdminStub(grpc.insecure_channel(f"127.0.0.1:{port}")).Status(
+                tandem_pb2.StatusRequest(), timeout=30)
+            raise AssertionError("Admin answered on the public listener")
+        except grpc.RpcError as error:
+            assert error.code() == grpc.StatusCode.UNIMPLEMENTED, error
+
+        # A forced swap, seen in the status.
+        before = admin.Status(tandem_pb2.StatusRequest(), timeout=30)
+        assert before.policy == tandem_pb2.SWAP_POLICY_NONE
+        swap = admin.Swap(tandem_pb2.SwapRequest(), timeout=60)
+        assert swap.generation > swap.previous_generation, swap
+        after = admin.Status(tandem_pb2.StatusRequest(), timeout=30)
+        assert after.active.present and after.active.generation == swap.generation, after
+        assert after.tip_height == len(fixtures)
+        print(f"ok: {len(fixtures)} blocks, swap {swap.previous_generation} -> "
+              f"{swap.generation} (pause {swap.pause.nanos} ns)")
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        code = daemon.wait(timeout=60)
+        shutil.rmtree(workdir, ignore_errors=True)
+    assert code == 0, f"tandemd exited {code}"
+
+
+if __name__ == "__main__":
+    main()
