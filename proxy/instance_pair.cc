@@ -194,6 +194,13 @@ void InstancePair::WarmerMain() ABSL_NO_THREAD_SAFETY_ANALYSIS {
       event.duration = took;
       events.push_back(event);
     } else {
+      if (warmed.status().code() == absl::StatusCode::kUnavailable) {
+        // The host ran short (address space, memory): the instances kept for past heights are
+        // only a cache, and their reservations may be what a new instance needs.
+        for (auto& [height, kept] : historical_) released.push_back(std::move(kept));
+        historical_.clear();
+        historical_order_.clear();
+      }
       standby_state_ = StandbyState::kFailed;
       standby_failure_ = warmed.status().ToString();
       ++consecutive_warm_failures_;
@@ -234,19 +241,31 @@ absl::StatusOr<InstancePair::Lease> InstancePair::TakeStandbyLocked(absl::Durati
     return absl::UnavailableError(absl::StrCat(
         "no ready instance within ", absl::FormatDuration(wait), "; the standby is ", state));
   }
-  Lease lease = std::move(standby_);
+  return TakeReadyStandbyLocked();
+}
+
+InstancePair::Lease InstancePair::TakeReadyStandbyLocked() {
   standby_state_ = StandbyState::kEmpty;
-  return lease;
+  return std::move(standby_);
+}
+
+void InstancePair::VacateActiveLocked(SwapReason reason, Events& events,
+                                      std::vector<Lease>& released) {
+  released.push_back(std::move(active_));
+  active_ = nullptr;
+  active_memory_ratio_ = 0;
+  vacancy_reason_ = reason;
+  if (standby_ != nullptr) {
+    PublishActiveLocked(TakeReadyStandbyLocked(), reason, absl::Now(), events, released);
+  }
 }
 
 absl::StatusOr<InstancePair::Lease> InstancePair::ActiveLocked(absl::Duration wait,
                                                                Events& events) {
   if (options_.policy == SwapPolicy::kThreshold && swap_due_ && standby_ != nullptr) {
     std::vector<Lease> released;  // Dropped at return, with the lock held: only a queue push.
-    absl::Time pause_start = absl::Now();
-    Lease next = std::move(standby_);
-    standby_state_ = StandbyState::kEmpty;
-    PublishActiveLocked(std::move(next), SwapReason::kThreshold, pause_start, events, released);
+    PublishActiveLocked(TakeReadyStandbyLocked(), SwapReason::kThreshold, absl::Now(), events,
+                        released);
   }
   if (active_ != nullptr) return active_;
   TANDEM_ASSIGN_OR_RETURN(Lease next, TakeStandbyLocked(wait));
@@ -274,20 +293,27 @@ void InstancePair::PublishActiveLocked(Lease next, SwapReason reason, absl::Time
   if (previous == nullptr) return;
   // Under `block`, the previous active has seen exactly one height below the new tip: keep it
   // for views there instead of warming another instance for them.
-  if (reason == SwapReason::kBlock && options_.historical_instances > 0 &&
-      previous->bound_height.has_value() && previous->instance().health().ok()) {
-    uint32_t height = *previous->bound_height;
-    if (historical_.emplace(height, std::move(previous)).second) {
-      historical_order_.push_back(height);
-    }
-    while (static_cast<int>(historical_order_.size()) > options_.historical_instances) {
-      auto oldest = historical_.find(historical_order_.front());
-      released.push_back(std::move(oldest->second));
-      historical_.erase(oldest);
-      historical_order_.pop_front();
-    }
+  if (reason == SwapReason::kBlock && previous->bound_height.has_value() &&
+      previous->instance().health().ok()) {
+    const uint32_t height = *previous->bound_height;  // Read before the lease moves.
+    KeepForHeightLocked(height, std::move(previous), released);
   }
   if (previous != nullptr) released.push_back(std::move(previous));
+}
+
+void InstancePair::KeepForHeightLocked(uint32_t height, Lease lease, std::vector<Lease>& released) {
+  if (options_.historical_instances <= 0 || historical_.contains(height)) {
+    released.push_back(std::move(lease));
+    return;
+  }
+  historical_.emplace(height, std::move(lease));
+  historical_order_.push_back(height);
+  while (static_cast<int>(historical_order_.size()) > options_.historical_instances) {
+    auto oldest = historical_.find(historical_order_.front());
+    released.push_back(std::move(oldest->second));
+    historical_.erase(oldest);
+    historical_order_.pop_front();
+  }
 }
 
 void InstancePair::AfterActiveCallLocked(const Lease& lease, Events& events,
@@ -296,10 +322,8 @@ void InstancePair::AfterActiveCallLocked(const Lease& lease, Events& events,
   active_memory_ratio_ = MemoryRatio(*lease);
   if (options_.policy != SwapPolicy::kThreshold || active_memory_ratio_ < options_.swap_at) return;
   if (standby_ != nullptr) {
-    absl::Time pause_start = absl::Now();
-    Lease next = std::move(standby_);
-    standby_state_ = StandbyState::kEmpty;
-    PublishActiveLocked(std::move(next), SwapReason::kThreshold, pause_start, events, released);
+    PublishActiveLocked(TakeReadyStandbyLocked(), SwapReason::kThreshold, absl::Now(), events,
+                        released);
     return;
   }
   if (!swap_due_) {
@@ -325,16 +349,7 @@ void InstancePair::RetireFailedLocked(const Lease& lease, const absl::Status& ca
       ++it;
     }
   }
-  if (lease != active_) return;
-  released.push_back(std::move(active_));
-  active_ = nullptr;
-  active_memory_ratio_ = 0;
-  vacancy_reason_ = SwapReason::kFailure;
-  if (standby_ != nullptr) {
-    Lease next = std::move(standby_);
-    standby_state_ = StandbyState::kEmpty;
-    PublishActiveLocked(std::move(next), SwapReason::kFailure, absl::Now(), events, released);
-  }
+  if (lease == active_) VacateActiveLocked(SwapReason::kFailure, events, released);
 }
 
 void InstancePair::DiscardStandbyLocked(absl::string_view cause, Events& events,
@@ -344,8 +359,7 @@ void InstancePair::DiscardStandbyLocked(absl::string_view cause, Events& events,
   PairEvent event = MakeEvent(PairEvent::Kind::kStandbyDiscarded, standby_->generation());
   event.cause = std::string(cause);
   events.push_back(event);
-  released.push_back(std::move(standby_));
-  standby_state_ = StandbyState::kEmpty;
+  released.push_back(TakeReadyStandbyLocked());
 }
 
 double InstancePair::MemoryRatio(const ManagedInstance& instance) const {
@@ -514,9 +528,7 @@ absl::StatusOr<BlockOutcome> InstancePair::RunAndCommit(const BlockSubmission& b
     if (fresh.ok()) {
       PublishActiveLocked(*std::move(fresh), SwapReason::kSync, absl::Now(), events, released);
     } else if (lease == active_) {
-      released.push_back(std::move(active_));
-      active_ = nullptr;
-      vacancy_reason_ = SwapReason::kFailure;
+      VacateActiveLocked(SwapReason::kFailure, events, released);
       PairEvent event = MakeEvent(PairEvent::Kind::kWarmFailed, generation);
       event.cause = fresh.status().ToString();
       events.push_back(event);
@@ -551,16 +563,8 @@ absl::StatusOr<InstancePair::Lease> InstancePair::HistoricalInstance(uint32_t he
   std::vector<Lease> released;
   util::MutexLock lock(&mu_);
   lease->bound_height = height;
-  if (options_.historical_instances > 0 && epoch == epoch_ && !historical_.contains(height)) {
-    historical_.emplace(height, lease);
-    historical_order_.push_back(height);
-    while (static_cast<int>(historical_order_.size()) > options_.historical_instances) {
-      auto oldest = historical_.find(historical_order_.front());
-      released.push_back(std::move(oldest->second));
-      historical_.erase(oldest);
-      historical_order_.pop_front();
-    }
-  }
+  // Kept only if no init call or rollback changed what it should have replayed meanwhile.
+  if (epoch == epoch_) KeepForHeightLocked(height, lease, released);
   return lease;
 }
 
@@ -640,15 +644,7 @@ absl::Status InstancePair::Rollback(uint32_t height) {
     event.height = height;
     events.push_back(event);
     if (active_ != nullptr && has_seen_undone(active_)) {
-      released.push_back(std::move(active_));
-      active_ = nullptr;
-      active_memory_ratio_ = 0;
-      vacancy_reason_ = SwapReason::kRollback;
-      if (standby_ != nullptr) {
-        Lease next = std::move(standby_);
-        standby_state_ = StandbyState::kEmpty;
-        PublishActiveLocked(std::move(next), SwapReason::kRollback, absl::Now(), events, released);
-      }
+      VacateActiveLocked(SwapReason::kRollback, events, released);
     }
   }
   Emit(events);

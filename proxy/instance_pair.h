@@ -194,6 +194,16 @@ class InstancePair {
   // A call failed `lease`'s instance: remove it from wherever it is published.
   void RetireFailedLocked(const Lease& lease, const absl::Status& cause, Events& events,
                           std::vector<Lease>& released) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Takes the READY standby out of its slot (the warmer then warms the next one).
+  // REQUIRES: standby_ is not null.
+  Lease TakeReadyStandbyLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Retires the active (to `released`) for `reason`, promoting a READY standby at once.
+  void VacateActiveLocked(SwapReason reason, Events& events, std::vector<Lease>& released)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Keeps `lease` for views at `height` (LRU of historical_instances); what does not fit, or a
+  // height already served, goes to `released`.
+  void KeepForHeightLocked(uint32_t height, Lease lease, std::vector<Lease>& released)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Drops the standby and any warm in progress (its log or heights are stale).
   void DiscardStandbyLocked(absl::string_view cause, Events& events, std::vector<Lease>& released)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
