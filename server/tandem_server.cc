@@ -11,6 +11,7 @@
 #include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server_builder.h"
+#include "server/health.h"
 
 namespace tandem::server {
 namespace {
@@ -106,6 +107,7 @@ absl::StatusOr<std::unique_ptr<TandemServer>> TandemServer::Start(const ServerCo
                              WithPort(config.metrics_listen, server->metrics_port_), "/metrics"));
   }
   if (absl::Status status = server->StartListeners(); !status.ok()) return status;
+  server->health_thread_ = std::thread([raw = server.get()] { raw->HealthMain(); });
   logger.Info(absl::StrCat("serving, swap policy ", proxy::SwapPolicyName(config.swap_policy)));
   return server;
 }
@@ -173,7 +175,45 @@ absl::Status TandemServer::StartListeners() {
   return absl::OkStatus();
 }
 
+void TandemServer::PublishHealth(bool serving) {
+  for (grpc::Server* server : {public_server_.get(), admin_server_.get()}) {
+    if (server == nullptr) continue;
+    if (grpc::HealthCheckServiceInterface* health = server->GetHealthCheckService()) {
+      health->SetServingStatus(serving);
+    }
+  }
+}
+
+void TandemServer::HealthMain() {
+  HealthVerdict published;
+  util::MutexLock lock(&health_mu_);
+  while (!health_stopping_) {
+    health_mu_.Unlock();
+    std::optional<store::BlockRecord> tip = store_->GetTip();
+    absl::Status probe =
+        tip.has_value() ? store_->GetBlock(tip->height).status() : store_->Get("", 0).status();
+    HealthVerdict verdict = EvaluateHealth(pair_->Status(), probe);
+    if (!(verdict == published)) {
+      PublishHealth(verdict.serving);
+      if (verdict.serving) {
+        logger_.Info("health: SERVING");
+      } else {
+        logger_.Warning(absl::StrCat("health: NOT_SERVING: ", verdict.reason));
+      }
+      published = verdict;
+    }
+    health_mu_.Lock();
+    health_mu_.AwaitWithTimeout(
+        [this]() ABSL_NO_THREAD_SAFETY_ANALYSIS { return health_stopping_; }, absl::Seconds(1));
+  }
+}
+
 void TandemServer::Shutdown(absl::Duration grace) {
+  {
+    util::MutexLock lock(&health_mu_);
+    health_stopping_ = true;
+  }
+  if (health_thread_.joinable()) health_thread_.join();
   if (shut_down_) return;
   shut_down_ = true;
   const bool serving = public_server_ != nullptr;

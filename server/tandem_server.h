@@ -4,6 +4,7 @@
 #pragma once
 
 #include <memory>
+#include <thread>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
@@ -17,6 +18,7 @@
 #include "server/logger.h"
 #include "server/metrics.h"
 #include "store/block_store.h"
+#include "util/mutex.h"
 
 namespace tandem::server {
 
@@ -59,6 +61,9 @@ class TandemServer {
   TandemServer(const ServerConfig& config, Logger& logger) : config_(config), logger_(logger) {}
 
   absl::Status StartListeners();
+  // Polls the store and the pair once a second and publishes grpc.health.v1's status.
+  void HealthMain();
+  void PublishHealth(bool serving);
 
   const ServerConfig config_;
   Logger& logger_;
@@ -82,6 +87,10 @@ class TandemServer {
   int admin_port_ = 0;
   int metrics_port_ = 0;
   bool shut_down_ = false;
+
+  util::Mutex health_mu_;
+  bool health_stopping_ ABSL_GUARDED_BY(health_mu_) = false;
+  std::thread health_thread_;  // Runs HealthMain while the listeners are up.
 };
 
 }  // namespace tandem::server

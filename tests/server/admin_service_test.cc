@@ -170,37 +170,71 @@ TEST(AdminServiceTest, AdminOnPublicWhenEnabledStillNeedsItsToken) {
   EXPECT_EQ(watch->Finish().error_code(), grpc::StatusCode::UNAUTHENTICATED);
 }
 
-TEST(AdminServiceTest, HealthAndReflectionAreServed) {
+// grpc.health.v1.Health/Check with an empty request: the serialized reply (field 1 = status:
+// "\x08\x01" is SERVING, "\x08\x02" NOT_SERVING), or a failure.
+std::string HealthCheck(int port) {
+  auto channel = testing::Channel(port);
+  grpc::GenericStub generic(channel);
+  grpc::ClientContext context;
+  grpc::ByteBuffer request, reply;
+  grpc::Slice empty("");
+  request = grpc::ByteBuffer(&empty, 1);
+  std::mutex mu;
+  std::condition_variable done_cv;
+  bool done = false;
+  grpc::Status status;
+  generic.UnaryCall(&context, "/grpc.health.v1.Health/Check", grpc::StubOptions(), &request, &reply,
+                    [&](grpc::Status s) {
+                      std::lock_guard<std::mutex> lock(mu);
+                      status = s;
+                      done = true;
+                      done_cv.notify_all();
+                    });
+  std::unique_lock<std::mutex> lock(mu);
+  done_cv.wait(lock, [&] { return done; });
+  if (!status.ok()) return "failed: " + status.error_message();
+  std::vector<grpc::Slice> slices;
+  if (!reply.Dump(&slices).ok()) return "failed: unreadable reply";
+  std::string bytes;
+  for (const auto& slice : slices) {
+    bytes.append(reinterpret_cast<const char*>(slice.begin()), slice.size());
+  }
+  return bytes;
+}
+
+TEST(AdminServiceTest, HealthIsNotServingWhileNoInstanceCanBeCreated) {
+  TempDir dir;
+  ServerConfig config = TestConfig(dir, "leaky");
+  config.warm_deadline = absl::Milliseconds(200);
+  config.standby_wait = absl::Milliseconds(200);
+  {
+    // Every warm-up replays a call that never returns: no instance can ever be made.
+    auto store = store::BlockStore::Open(config.db_path);
+    ASSERT_TRUE(store.ok()) << store.status();
+    ASSERT_TRUE((*store)->replay_log().Append({"init_runaway", "", std::string(32, '\0')}).ok());
+  }
+  RunningServer s = StartOrDie(config);
+  const std::string kNotServing("\x08\x02", 2);
+  absl::Time deadline = absl::Now() + absl::Seconds(10);
+  while (HealthCheck(s.server->public_port()) != kNotServing && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  EXPECT_EQ(HealthCheck(s.server->public_port()), kNotServing);
+  EXPECT_EQ(HealthCheck(s.server->admin_port()), kNotServing);
+  // Once warm-ups can succeed again, it serves again.
+  ASSERT_TRUE(s.server->store().replay_log().Clear().ok());
+  deadline = absl::Now() + absl::Seconds(20);
+  while (HealthCheck(s.server->public_port()) == kNotServing && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  EXPECT_EQ(HealthCheck(s.server->public_port()), std::string("\x08\x01", 2));
+}
+
+TEST(AdminServiceTest, HealthIsServingOnBothListeners) {
   TempDir dir;
   RunningServer s = StartOrDie(TestConfig(dir));
   for (int port : {s.server->public_port(), s.server->admin_port()}) {
-    auto channel = testing::Channel(port);
-    grpc::GenericStub generic(channel);
-    // grpc.health.v1.Health/Check with an empty request answers SERVING (field 1 = 1).
-    grpc::ClientContext context;
-    grpc::ByteBuffer request, reply;
-    grpc::Slice empty("");
-    request = grpc::ByteBuffer(&empty, 1);
-    std::mutex mu;
-    std::condition_variable done_cv;
-    bool done = false;
-    grpc::Status status;
-    generic.UnaryCall(&context, "/grpc.health.v1.Health/Check", grpc::StubOptions(), &request,
-                      &reply, [&](grpc::Status s) {
-                        std::lock_guard<std::mutex> lock(mu);
-                        status = s;
-                        done = true;
-                        done_cv.notify_all();
-                      });
-    std::unique_lock<std::mutex> lock(mu);
-    done_cv.wait(lock, [&] { return done; });
-    ASSERT_TRUE(status.ok()) << status.error_message();
-    std::vector<grpc::Slice> slices;
-    ASSERT_TRUE(reply.Dump(&slices).ok());
-    std::string bytes;
-    for (const auto& slice : slices)
-      bytes.append(reinterpret_cast<const char*>(slice.begin()), slice.size());
-    EXPECT_EQ(bytes, std::string("\x08\x01", 2));
+    EXPECT_EQ(HealthCheck(port), std::string("\x08\x01", 2));
   }
 }
 
