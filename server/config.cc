@@ -141,6 +141,10 @@ absl::Status ValidateConfig(const ServerConfig& config) {
                                     std::pair{"standby_wait", config.standby_wait}}) {
     if (absl::Status s = CheckPositive(flag, value); !s.ok()) return s;
   }
+  if (config.historical_instances < 0 || config.historical_instances > 16) {
+    return Invalid("historical_instances", absl::StrCat("must be between 0 and 16 (got ",
+                                                        config.historical_instances, ")"));
+  }
   if (config.shutdown_grace < absl::ZeroDuration() ||
       config.shutdown_grace == absl::InfiniteDuration()) {
     return Invalid("shutdown_grace", "must be a finite duration, zero or more");
@@ -170,6 +174,7 @@ proxy::PairOptions PairOptionsFromConfig(const ServerConfig& config) {
   options.init_deadline = config.init_deadline;
   options.warm_deadline = config.warm_deadline;
   options.standby_wait = config.standby_wait;
+  options.historical_instances = config.historical_instances;
   options.instance.create_deadline = config.warm_deadline;
   return options;
 }

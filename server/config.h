@@ -41,6 +41,9 @@ struct ServerConfig {
   absl::Duration warm_deadline = absl::Seconds(60);
   // How long a call waits for a READY instance before UNAVAILABLE.
   absl::Duration standby_wait = absl::Seconds(10);
+  // Instances kept for views at heights below the tip, each bound to one height. Each holds its
+  // guest's whole memory, so a large guest wants few.
+  int historical_instances = 1;
   // How long shutdown lets in-flight calls finish before cancelling them.
   absl::Duration shutdown_grace = absl::Seconds(30);
 

@@ -93,6 +93,9 @@ ABSL_FLAG(absl::Duration, warm_deadline, absl::Seconds(60),
 ABSL_FLAG(absl::Duration, standby_wait, absl::Seconds(10),
           "How long a call waits for a READY instance when the policy needs one, before it "
           "fails with UNAVAILABLE.");
+ABSL_FLAG(int, historical_instances, 1,
+          "Instances kept for views at heights below the tip, each bound to one height (0-16). "
+          "Each holds its guest's whole memory; with 0 every such view warms a fresh instance.");
 ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(30),
           "On SIGTERM/SIGINT, how long in-flight calls may finish before they are cancelled.");
 ABSL_FLAG(ByteSizeFlag, max_message_bytes, ByteSizeFlag{64ull << 20},
@@ -180,6 +183,7 @@ absl::StatusOr<ServerConfig> ServerConfigFromFlags() {
   config.init_deadline = absl::GetFlag(FLAGS_init_deadline);
   config.warm_deadline = absl::GetFlag(FLAGS_warm_deadline);
   config.standby_wait = absl::GetFlag(FLAGS_standby_wait);
+  config.historical_instances = absl::GetFlag(FLAGS_historical_instances);
   config.shutdown_grace = absl::GetFlag(FLAGS_shutdown_grace);
   config.max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes).bytes;
   config.tls_cert_path = absl::GetFlag(FLAGS_tls_cert);

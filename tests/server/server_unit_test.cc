@@ -85,6 +85,12 @@ TEST(ConfigTest, RefusesValuesOutOfRange) {
   config.module_path = "";
   ExpectInvalid(config, "module");
   config = Valid();
+  config.historical_instances = -1;
+  ExpectInvalid(config, "historical_instances");
+  config = Valid();
+  config.historical_instances = 17;
+  ExpectInvalid(config, "historical_instances");
+  config = Valid();
   config.listen = "[::1]:50051";
   config.admin_listen = "";
   EXPECT_TRUE(ValidateConfig(config).ok());
@@ -96,8 +102,10 @@ TEST(ConfigTest, PairAndStoreOptionsFollowTheConfig) {
   config.block_deadline = absl::Seconds(7);
   config.replay_log_max_bytes = 1234;
   config.fsync = false;
+  config.historical_instances = 3;
   proxy::PairOptions pair = PairOptionsFromConfig(config);
   EXPECT_EQ(pair.policy, proxy::SwapPolicy::kThreshold);
+  EXPECT_EQ(pair.historical_instances, 3);
   EXPECT_EQ(pair.block_deadline, absl::Seconds(7));
   store::BlockStoreOptions store = StoreOptionsFromConfig(config);
   EXPECT_EQ(store.replay_log_limits.max_bytes, 1234u);
