@@ -13,6 +13,7 @@
 #include "tests/engine/bitcoin_fixtures.h"
 #include "tests/engine/test_support.h"
 #include "tests/store/test_util.h"
+#include "tools/bench/bitcoin_blocks.h"
 #include "util/mutex.h"
 
 namespace tandem::proxy::testing {
@@ -57,89 +58,8 @@ class EventRecorder : public PairEventSink {
   std::vector<PairEvent> events_ ABSL_GUARDED_BY(mu_);
 };
 
-inline void AppendU32Le(std::string& out, uint32_t value) {
-  for (int i = 0; i < 4; ++i) out.push_back(static_cast<char>((value >> (8 * i)) & 0xff));
-}
-inline void AppendU64Le(std::string& out, uint64_t value) {
-  for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>((value >> (8 * i)) & 0xff));
-}
-inline void AppendCompactSize(std::string& out, uint64_t value) {
-  if (value < 0xfd) {
-    out.push_back(static_cast<char>(value));
-  } else {
-    out.push_back(static_cast<char>(0xfd));
-    out.push_back(static_cast<char>(value & 0xff));
-    out.push_back(static_cast<char>((value >> 8) & 0xff));
-  }
-}
-
-// Makes syntactically valid Bitcoin blocks (legacy serialization, no proof of work): a coinbase
-// plus transactions that spend outputs of earlier generated blocks, so the indexer's reads of
-// committed state are exercised. Deterministic for a seed.
-class BlockGenerator {
- public:
-  explicit BlockGenerator(uint32_t seed) : random_(seed) {}
-
-  std::string Next(uint32_t height) {
-    std::vector<std::string> transactions;
-    transactions.push_back(Transaction(height, /*coinbase=*/true));
-    int spends = static_cast<int>(random_() % 4);
-    for (int i = 0; i < spends && !unspent_.empty(); ++i) {
-      transactions.push_back(Transaction(height, /*coinbase=*/false));
-    }
-    std::string block;
-    AppendU32Le(block, 0x20000000);
-    block.append(previous_id_);
-    block.append(32, '\x11');  // Merkle root: not checked by the indexer.
-    AppendU32Le(block, 1600000000 + height);
-    AppendU32Le(block, 0x1d00ffff);
-    AppendU32Le(block, static_cast<uint32_t>(random_()));
-    previous_id_ = store::Sha256(store::Sha256(block.substr(0, 80)));
-    AppendCompactSize(block, transactions.size());
-    for (const std::string& tx : transactions) block.append(tx);
-    return block;
-  }
-
- private:
-  std::string Transaction(uint32_t height, bool coinbase) {
-    std::string tx;
-    AppendU32Le(tx, 1);
-    AppendCompactSize(tx, 1);
-    if (coinbase) {
-      tx.append(32, '\0');
-      AppendU32Le(tx, 0xffffffff);
-      std::string script;
-      AppendU32Le(script, height);  // Makes every coinbase txid unique.
-      AppendCompactSize(tx, script.size());
-      tx.append(script);
-    } else {
-      size_t pick = random_() % unspent_.size();
-      tx.append(unspent_[pick].first);
-      AppendU32Le(tx, unspent_[pick].second);
-      unspent_.erase(unspent_.begin() + static_cast<long>(pick));
-      AppendCompactSize(tx, 0);
-    }
-    AppendU32Le(tx, 0xffffffff);
-    int outputs = 1 + static_cast<int>(random_() % 3);
-    AppendCompactSize(tx, outputs);
-    for (int i = 0; i < outputs; ++i) {
-      AppendU64Le(tx, 1000 + random_() % 100000);
-      // One of a few scripts, so per-script totals accumulate across blocks.
-      std::string script =
-          "\x76\xa9\x14" + std::string(20, static_cast<char>('a' + random_() % 5)) + "\x88\xac";
-      AppendCompactSize(tx, script.size());
-      tx.append(script);
-    }
-    AppendU32Le(tx, 0);
-    std::string txid = store::Sha256(store::Sha256(tx));
-    for (int i = 0; i < outputs; ++i) unspent_.emplace_back(txid, i);
-    return tx;
-  }
-
-  std::mt19937 random_;
-  std::string previous_id_ = std::string(32, '\0');
-  std::vector<std::pair<std::string, uint32_t>> unspent_;
-};
+// Syntactically valid synthetic Bitcoin blocks, shared with the benchmarks.
+using BlockGenerator = bench::SyntheticBlocks;
 
 // The 20 real fixture blocks, then generated ones, `count` in all.
 inline std::vector<std::string> FixtureThenGeneratedBlocks(int count) {
