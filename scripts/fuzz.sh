@@ -9,7 +9,7 @@ seconds="${1:-30}"
 bash "$root/scripts/setup.sh"
 CC=clang-14 CXX=clang++-14 cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DTANDEM_BUILD_FUZZERS=ON -DTANDEM_BUILD_TESTS=OFF -DTANDEM_BUILD_BENCHMARKS=OFF >/dev/null
-targets=(flush_decoder_fuzzer wasm_binary_fuzzer guest_memory_fuzzer)
+targets=(flush_decoder_fuzzer wasm_binary_fuzzer guest_memory_fuzzer request_fuzzer)
 cmake --build "$build" -j "$(nproc)" --target "${targets[@]}"
 for target in "${targets[@]}"; do
   corpus="$build/corpus/${target%_fuzzer}"
