@@ -17,7 +17,6 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "benchmark/benchmark.h"
 #include "benchmarks/bench_support.h"
@@ -25,6 +24,7 @@
 #include "proxy/instance_pair.h"
 #include "store/block_store.h"
 #include "tools/bench/bitcoin_blocks.h"
+#include "util/mutex.h"
 
 namespace tandem::bench {
 namespace {
@@ -36,7 +36,7 @@ using proxy::SwapPolicy;
 class EventCollector : public proxy::PairEventSink {
  public:
   void OnPairEvent(const PairEvent& event) override {
-    absl::MutexLock lock(&mu_);
+    util::MutexLock lock(&mu_);
     if (event.kind == PairEvent::Kind::kSwap && event.reason != proxy::SwapReason::kStartup) {
       swap_pauses_us_.push_back(Micros(event.pause));
     } else if (event.kind == PairEvent::Kind::kWarmReady) {
@@ -44,21 +44,21 @@ class EventCollector : public proxy::PairEventSink {
     }
   }
   std::vector<double> swap_pauses_us() const {
-    absl::MutexLock lock(&mu_);
+    util::MutexLock lock(&mu_);
     return swap_pauses_us_;
   }
   std::vector<double> warms_us() const {
-    absl::MutexLock lock(&mu_);
+    util::MutexLock lock(&mu_);
     return warms_us_;
   }
   void Clear() {
-    absl::MutexLock lock(&mu_);
+    util::MutexLock lock(&mu_);
     swap_pauses_us_.clear();
     warms_us_.clear();
   }
 
  private:
-  mutable absl::Mutex mu_;
+  mutable util::Mutex mu_;
   std::vector<double> swap_pauses_us_ ABSL_GUARDED_BY(mu_);
   std::vector<double> warms_us_ ABSL_GUARDED_BY(mu_);
 };
@@ -281,7 +281,8 @@ void BM_Ingest(benchmark::State& state) {
   std::vector<double> pauses = fixture.events.swap_pauses_us();
   std::vector<double> warms = fixture.events.warms_us();
   state.counters["blocks_per_s"] = rate;
-  state.counters["block_kib"] = static_cast<double>(block_bytes) / 1024.0 / static_cast<double>(state.iterations());
+  state.counters["block_kib"] =
+      static_cast<double>(block_bytes) / 1024.0 / static_cast<double>(state.iterations());
   state.counters["latency_p50_us"] = Quantile(latencies_us, 0.5);
   state.counters["latency_p99_us"] = Quantile(latencies_us, 0.99);
   state.counters["swaps"] = static_cast<double>(pauses.size());
@@ -343,7 +344,8 @@ void BM_PacedLatency(benchmark::State& state) {
   state.counters["latency_p99_us"] = Quantile(latencies_us, 0.99);
   // The pair's own figure (BlockOutcome::duration: from taking the ingest lock to the commit).
   state.counters["pair_p50_us"] = Quantile(durations_us, 0.5);
-  state.SetLabel(absl::StrCat(guest, ", ", proxy::SwapPolicyName(policy), ", small blocks every 10 ms"));
+  state.SetLabel(
+      absl::StrCat(guest, ", ", proxy::SwapPolicyName(policy), ", small blocks every 10 ms"));
 }
 BENCHMARK(BM_PacedLatency)
     ->ArgNames({"large_guest", "policy"})

@@ -49,7 +49,7 @@ std::string DescribeEvent(const proxy::PairEvent& event) {
 }
 
 EventHub::~EventHub() {
-  absl::MutexLock lock(&mu_);
+  util::MutexLock lock(&mu_);
   // Every subscription must be gone by now (see Subscribe); nothing to free.
 }
 
@@ -59,7 +59,7 @@ void EventHub::OnPairEvent(const proxy::PairEvent& event) {
                  event.kind == Kind::kBlockFailed || event.kind == Kind::kSwapDelayed;
   logger_.Write(trouble ? Logger::Severity::kWarning : Logger::Severity::kInfo,
                 DescribeEvent(event));
-  absl::MutexLock lock(&mu_);
+  util::MutexLock lock(&mu_);
   for (Subscription* subscriber : subscribers_) {
     if (subscriber->queue_.size() >= queue_limit_) {
       subscriber->queue_.pop_front();
@@ -79,28 +79,28 @@ void EventHub::OnPairEvent(const proxy::PairEvent& event) {
 
 std::unique_ptr<EventHub::Subscription> EventHub::Subscribe() {
   auto subscription = std::unique_ptr<Subscription>(new Subscription(*this));
-  absl::MutexLock lock(&mu_);
+  util::MutexLock lock(&mu_);
   if (!closed_) subscribers_.insert(subscription.get());
   return subscription;
 }
 
 void EventHub::Close() {
-  absl::MutexLock lock(&mu_);
+  util::MutexLock lock(&mu_);
   closed_ = true;
 }
 
 EventHub::Subscription::~Subscription() {
-  absl::MutexLock lock(&hub_.mu_);
+  util::MutexLock lock(&hub_.mu_);
   hub_.subscribers_.erase(this);
 }
 
 EventHub::Subscription::Result EventHub::Subscription::Next(absl::Duration timeout,
                                                             proxy::PairEvent* event,
                                                             uint64_t* dropped_before) {
-  absl::MutexLock lock(&hub_.mu_);
+  util::MutexLock lock(&hub_.mu_);
   auto ready = [this]()
                    ABSL_SHARED_LOCKS_REQUIRED(hub_.mu_) { return !queue_.empty() || hub_.closed_; };
-  hub_.mu_.AwaitWithTimeout(absl::Condition(&ready), timeout);
+  hub_.mu_.AwaitWithTimeout(ready, timeout);
   if (!queue_.empty()) {
     *event = std::move(queue_.front());
     queue_.pop_front();

@@ -8,10 +8,10 @@
 #include <set>
 
 #include "absl/base/thread_annotations.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "proxy/events.h"
 #include "server/logger.h"
+#include "util/mutex.h"
 
 namespace tandem::server {
 
@@ -70,7 +70,7 @@ class EventHub final : public proxy::PairEventSink {
   Logger& logger_;
   const size_t queue_limit_;
 
-  absl::Mutex mu_;
+  util::Mutex mu_;
   std::set<Subscription*> subscribers_ ABSL_GUARDED_BY(mu_);
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
 };

@@ -5,10 +5,10 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/mutex.h"
 #include "server/auth.h"
 #include "server/convert.h"
 #include "server/status_mapping.h"
+#include "util/mutex.h"
 
 namespace tandem::server {
 
@@ -33,7 +33,7 @@ class IndexerService::BlockStreamReactor final
       return;
     }
     {
-      absl::MutexLock lock(&mu_);
+      util::MutexLock lock(&mu_);
       read_pending_ = true;
     }
     StartRead(&request_);
@@ -43,7 +43,7 @@ class IndexerService::BlockStreamReactor final
   void OnReadDone(bool ok) override {
     bool read_again = false;
     {
-      absl::MutexLock lock(&mu_);
+      util::MutexLock lock(&mu_);
       read_pending_ = false;
       if (!ok) {
         input_done_ = true;
@@ -64,13 +64,13 @@ class IndexerService::BlockStreamReactor final
   }
 
   void OnWriteDone(bool ok) override {
-    absl::MutexLock lock(&mu_);
+    util::MutexLock lock(&mu_);
     write_pending_ = false;
     if (!ok) cancelled_ = true;  // The client is gone: no later write can succeed.
   }
 
   void OnCancel() override {
-    absl::MutexLock lock(&mu_);
+    util::MutexLock lock(&mu_);
     cancelled_ = true;
   }
 
@@ -91,11 +91,11 @@ class IndexerService::BlockStreamReactor final
     grpc::Status final_status = RunBlocks();
     {
       // Every response must be out before the status.
-      absl::MutexLock lock(&mu_);
+      util::MutexLock lock(&mu_);
       auto drained = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
         return !write_pending_ || cancelled_;
       };
-      mu_.Await(absl::Condition(&drained));
+      mu_.Await(drained);
     }
     Finish(final_status);
     Unref();
@@ -106,11 +106,11 @@ class IndexerService::BlockStreamReactor final
       Queued next{0, absl::UnknownError("unset")};
       bool read_again = false;
       {
-        absl::MutexLock lock(&mu_);
+        util::MutexLock lock(&mu_);
         auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
           return !queue_.empty() || input_done_ || cancelled_;
         };
-        mu_.Await(absl::Condition(&ready));
+        mu_.Await(ready);
         if (cancelled_) return grpc::Status(grpc::StatusCode::CANCELLED, "stream cancelled");
         if (queue_.empty()) return grpc::Status::OK;  // The client closed its side.
         next = std::move(queue_.front());
@@ -135,11 +135,11 @@ class IndexerService::BlockStreamReactor final
             absl::StrCat("block at height ", next.height, ": ", outcome.status().message())));
       }
       {
-        absl::MutexLock lock(&mu_);
+        util::MutexLock lock(&mu_);
         auto writable = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
           return !write_pending_ || cancelled_;
         };
-        mu_.Await(absl::Condition(&writable));
+        mu_.Await(writable);
         if (cancelled_) return grpc::Status(grpc::StatusCode::CANCELLED, "stream cancelled");
         response_.Clear();
         ToProto(*outcome, &response_);
@@ -157,7 +157,7 @@ class IndexerService::BlockStreamReactor final
   // The worker and OnDone each hold one reference.
   std::atomic<int> refs_{2};
 
-  absl::Mutex mu_;
+  util::Mutex mu_;
   // Written by gRPC when a read completes; read_pending_ says a read is outstanding, and while it
   // is nobody else touches request_.
   SubmitBlockRequest request_;

@@ -49,7 +49,7 @@ std::string Logger::FormatLine(absl::Time time, Severity severity, absl::string_
 void Logger::Write(Severity severity, absl::string_view message) {
   std::string line = FormatLine(absl::Now(), severity, message);
   line.push_back('\n');
-  absl::MutexLock lock(&mu_);
+  util::MutexLock lock(&mu_);
   std::fwrite(line.data(), 1, line.size(), out_);
   std::fflush(out_);
 }

@@ -7,10 +7,10 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/strings/string_view.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "engine/call_types.h"
+#include "util/mutex.h"
 
 namespace tandem::server {
 
@@ -38,7 +38,7 @@ class Logger final : public engine::GuestLogSink {
   static std::string FormatLine(absl::Time time, Severity severity, absl::string_view message);
 
  private:
-  absl::Mutex mu_;
+  util::Mutex mu_;
   std::FILE* const out_ ABSL_PT_GUARDED_BY(mu_);
 };
 
