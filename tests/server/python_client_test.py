@@ -113,6 +113,18 @@ def main():
         except grpc.RpcError as error:
             assert error.code() == grpc.StatusCode.UNIMPLEMENTED, error
 
+        # Server reflection lists the services on each listener. The request is encoded by hand
+        # (ServerReflectionRequest field 7, list_services = ""), so no reflection package is needed.
+        for listener, expected in ((port, b"tandem.v1.Indexer"), (admin_port, b"tandem.v1.Admin")):
+            channel = grpc.insecure_channel(f"127.0.0.1:{listener}")
+            reflect = channel.stream_stream(
+                "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+                request_serializer=lambda raw: raw, response_deserializer=lambda raw: raw)
+            replies = list(reflect(iter([b"\x3a\x00"]), timeout=30))
+            assert len(replies) == 1 and expected in replies[0], replies
+            assert b"grpc.health.v1.Health" in replies[0], replies
+            channel.close()
+
         # A forced swap, seen in the status.
         before = admin.Status(tandem_pb2.StatusRequest(), timeout=30)
         assert before.policy == tandem_pb2.SWAP_POLICY_NONE
