@@ -10,4 +10,9 @@ bash "$root/scripts/setup.sh"
 cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build "$build" -j "$jobs"
 cd "$build"
-ctest --output-on-failure -j "$jobs" --timeout 600 "$@"
+ctest --output-on-failure -j "$jobs" --timeout 600 -LE reliability "$@"
+# The process-level suites (SIGKILL, two nodes, memory limits, soak...) run one at a time. Each
+# gets one retry: two of them have shown rare harness-side flakes (a channel closed under a
+# running ingest thread, a 300 s timeout in two_nodes) that are tracked as open work. A suite that
+# fails twice fails the run.
+ctest --output-on-failure --timeout 600 -L reliability --repeat until-pass:2 "$@"
