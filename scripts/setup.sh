@@ -10,7 +10,7 @@ v8_prefix="${TANDEM_V8_PREFIX:-$root/third_party/libnode}"
 packages=(
   build-essential cmake ninja-build pkg-config git
   libabsl-dev libprotobuf-dev protobuf-compiler libgrpc++-dev protobuf-compiler-grpc
-  librocksdb-dev prometheus-cpp-dev libgtest-dev libgmock-dev libbenchmark-dev
+  librocksdb-dev prometheus-cpp-dev libgtest-dev libgmock-dev libbenchmark-dev nlohmann-json3-dev
   clang-14 lld-14 libclang-rt-14-dev wasi-libc libclang-rt-14-dev-wasm32 wabt
   libicu72 libuv1 libc-ares2 libnghttp2-14 libbrotli1 libssl3
   prometheus python3-grpcio python3-protobuf openssl curl

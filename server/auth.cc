@@ -1,5 +1,7 @@
 #include "server/auth.h"
 
+#include <openssl/crypto.h>
+
 #include "absl/strings/match.h"
 
 namespace tandem::server {
@@ -7,13 +9,10 @@ namespace {
 
 constexpr absl::string_view kBearer = "Bearer ";
 
-// Compares without stopping at the first difference, so the time taken does not tell how much of a
-// guessed token was right (the length is not secret).
+// Compares without stopping at the first difference (OpenSSL's CRYPTO_memcmp), so the time taken
+// does not tell how much of a guessed token was right. The length is not secret.
 bool ConstantTimeEquals(absl::string_view a, absl::string_view b) {
-  if (a.size() != b.size()) return false;
-  unsigned char difference = 0;
-  for (size_t i = 0; i < a.size(); ++i) difference |= static_cast<unsigned char>(a[i] ^ b[i]);
-  return difference == 0;
+  return a.size() == b.size() && CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
 }
 
 }  // namespace

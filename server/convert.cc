@@ -1,6 +1,7 @@
 #include "server/convert.h"
 
 #include "absl/strings/str_cat.h"
+#include "google/protobuf/util/time_util.h"
 
 namespace tandem::server {
 namespace {
@@ -27,15 +28,7 @@ void ToProto(const proxy::SlotStatus& slot, tandem::v1::SlotStatus* out) {
 }
 
 void ToProto(absl::Time time, google::protobuf::Timestamp* out) {
-  int64_t micros = absl::ToUnixMicros(time);
-  int64_t seconds = micros / 1000000;
-  int64_t rest = micros % 1000000;
-  if (rest < 0) {
-    rest += 1000000;
-    --seconds;
-  }
-  out->set_seconds(seconds);
-  out->set_nanos(static_cast<int32_t>(rest * 1000));
+  *out = google::protobuf::util::TimeUtil::MicrosecondsToTimestamp(absl::ToUnixMicros(time));
 }
 
 }  // namespace
@@ -190,9 +183,8 @@ tandem::v1::PairEvent::Kind ToProto(proxy::PairEvent::Kind kind) {
 }
 
 void ToProto(absl::Duration duration, google::protobuf::Duration* out) {
-  int64_t nanos = absl::ToInt64Nanoseconds(duration);
-  out->set_seconds(nanos / 1000000000);
-  out->set_nanos(static_cast<int32_t>(nanos % 1000000000));
+  *out =
+      google::protobuf::util::TimeUtil::NanosecondsToDuration(absl::ToInt64Nanoseconds(duration));
 }
 
 absl::StatusOr<absl::Duration> FromProto(const google::protobuf::Duration& duration) {

@@ -1,16 +1,10 @@
 #include "server/flags.h"
 
-#include <atomic>
-#include <cstdio>
-#include <cstdlib>
 #include <string>
 
 #include "absl/flags/flag.h"
-#include "absl/flags/parse.h"
-#include "absl/flags/usage.h"
-#include "absl/flags/usage_config.h"
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "util/command_line.h"
 
 #ifndef TANDEM_DEFAULT_MODULE
 #define TANDEM_DEFAULT_MODULE "bitcoin_indexer.wasm"
@@ -118,52 +112,19 @@ ABSL_FLAG(bool, fsync, true,
           "power loss may then lose the last blocks (never half of one).");
 
 namespace tandem::server {
-namespace {
-
-// abseil exits with status 1 on a flag it cannot parse and after --help. tandemd promises 2 for
-// every usage error and 0 for help, so while parsing, an exit handler replaces abseil's status.
-std::atomic<int> exit_status_while_parsing{-1};
-
-void ExitWithParsingStatus() {
-  int status = exit_status_while_parsing.load();
-  if (status < 0) return;
-  std::fflush(stdout);
-  std::fflush(stderr);
-  std::_Exit(status);
-}
-
-bool IsHelpFlag(absl::string_view arg) {
-  for (absl::string_view help :
-       {"--help", "-help", "--helpfull", "-helpfull", "--helpshort", "-helpshort", "--version",
-        "-version", "--helppackage", "--helpon", "--helpmatch"}) {
-    if (arg == help || absl::StartsWith(arg, absl::StrCat(help, "="))) return true;
-  }
-  return false;
-}
-
-}  // namespace
 
 std::vector<char*> ParseFlagsOrExit(int argc, char** argv) {
-  absl::SetProgramUsageMessage(
+  util::CommandLineOptions command_line;
+  command_line.usage =
       "serves a WebAssembly indexer over gRPC, with two instances swapped atomically.\n"
       "Usage: tandemd [--module=guest.wasm] [--db=./data/tandem-db] [flags]\n"
       "Exit status: 0 after a clean shutdown (SIGTERM/SIGINT), 1 when start-up fails, 2 for a "
-      "bad flag.");
-  absl::FlagsUsageConfig usage;
+      "bad flag.";
   // --help lists tandemd's own flags (defined in this file), not abseil's internal ones.
-  usage.contains_help_flags = [](absl::string_view file) {
-    return absl::EndsWith(file, "server/flags.cc");
-  };
-  usage.contains_helpshort_flags = usage.contains_help_flags;
-  absl::SetFlagsUsageConfig(usage);
-
-  bool help = false;
-  for (int i = 1; i < argc; ++i) help = help || IsHelpFlag(argv[i]);
-  exit_status_while_parsing = help ? kExitOk : kExitUsage;
-  std::atexit(ExitWithParsingStatus);
-  std::vector<char*> positional = absl::ParseCommandLine(argc, argv);
-  exit_status_while_parsing = -1;
-  return positional;
+  command_line.help_flag_files = {"server/flags.cc"};
+  command_line.usage_error_status = kExitUsage;
+  command_line.help_status = kExitOk;
+  return util::ParseCommandLineOrExit(argc, argv, command_line);
 }
 
 absl::StatusOr<ServerConfig> ServerConfigFromFlags() {

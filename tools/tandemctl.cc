@@ -1,14 +1,11 @@
 // tandemctl: the operators' command line for tandemd. It speaks only gRPC (the generated tandem.v1
-// client); it never links the server, the engine or the store.
+// client, through tools/client); it never links the server, the engine or the store.
 //
 // Usage: tandemctl [flags] <command> [arguments]; `tandemctl --help` lists everything.
 // Exit status: 0 success; 1 the server answered with an error or could not be reached (the gRPC
 // status is printed); 2 usage error (unknown command or flag, bad value); 3 input error (a file
 // that cannot be read, a line that is not hex).
 #include <atomic>
-#include <chrono>
-#include <cstdio>
-#include <cstdlib>
 #include <fstream>
 #include <iostream>
 #include <memory>
@@ -19,9 +16,6 @@
 #include <vector>
 
 #include "absl/flags/flag.h"
-#include "absl/flags/parse.h"
-#include "absl/flags/usage.h"
-#include "absl/flags/usage_config.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
@@ -29,11 +23,17 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/string_view.h"
+#include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
-#include "google/protobuf/util/json_util.h"
 #include "grpcpp/grpcpp.h"
 #include "tandem/v1/tandem.grpc.pb.h"
+#include "tools/client/call_status.h"
+#include "tools/client/connection.h"
+#include "tools/client/connection_flags.h"
+#include "tools/client/json.h"
+#include "tools/client/proto_time.h"
+#include "util/command_line.h"
 
 ABSL_FLAG(std::string, addr, "127.0.0.1:50051", "Address of tandemd's public listener (Indexer).");
 ABSL_FLAG(std::string, admin_addr, "127.0.0.1:50052",
@@ -41,13 +41,7 @@ ABSL_FLAG(std::string, admin_addr, "127.0.0.1:50052",
 ABSL_FLAG(std::string, token, "", "Bearer token sent with every call (tandemd --token).");
 ABSL_FLAG(std::string, admin_token, "",
           "Bearer token for Admin calls (tandemd --admin_token); default: --token.");
-ABSL_FLAG(std::string, tls_ca, "",
-          "PEM file of the CA (or self-signed certificate) to trust; turns TLS on.");
-ABSL_FLAG(std::string, tls_server_name, "",
-          "Name to verify in the server's certificate, when it differs from the address's host.");
 ABSL_FLAG(bool, json, false, "Print one JSON object per result (scripts) instead of text.");
-ABSL_FLAG(absl::Duration, timeout, absl::Seconds(60),
-          "Deadline of each unary call (status, swap, init, view, tip, block, rollback).");
 // submit
 ABSL_FLAG(bool, raw, false,
           "submit: each FILE holds one raw block (default: one hex block per line).");
@@ -68,6 +62,9 @@ ABSL_FLAG(int64_t, count, 0, "watch: stop after this many events (0: until inter
 
 namespace tandem::tools {
 namespace {
+
+using client::Connection;
+using client::Json;
 
 constexpr int kExitOk = 0;
 constexpr int kExitRpc = 1;
@@ -94,17 +91,6 @@ constexpr char kUsage[] =
     "Exit status: 0 ok, 1 the server refused or could not be reached, 2 usage error, 3 input "
     "error.";
 
-// abseil exits with status 1 on a flag it cannot parse, and after --help; tandemctl promises 2
-// for usage errors and 0 for help, so while parsing an exit handler replaces the status.
-std::atomic<int> exit_status_while_parsing{-1};
-void ExitWithParsingStatus() {
-  int status = exit_status_while_parsing.load();
-  if (status < 0) return;
-  std::fflush(stdout);
-  std::fflush(stderr);
-  std::_Exit(status);
-}
-
 int UsageError(absl::string_view message) {
   std::cerr << "tandemctl: " << message << " (see --help)\n";
   return kExitUsage;
@@ -112,43 +98,11 @@ int UsageError(absl::string_view message) {
 
 std::string Hex(absl::string_view bytes) { return absl::BytesToHexString(bytes); }
 
-// JSON string literal.
-std::string Quote(absl::string_view text) {
-  std::string out = "\"";
-  for (unsigned char c : text) {
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      default:
-        if (c < 0x20) {
-          absl::StrAppendFormat(&out, "\\u%04x", c);
-        } else {
-          out.push_back(static_cast<char>(c));
-        }
-    }
-  }
-  return out + "\"";
+std::string FormatDuration(const google::protobuf::Duration& duration) {
+  return absl::FormatDuration(client::FromProto(duration));
 }
 
-std::string FormatDuration(const google::protobuf::Duration& d) {
-  return absl::FormatDuration(absl::Seconds(d.seconds()) + absl::Nanoseconds(d.nanos()));
-}
-
-std::string ProtoJson(const google::protobuf::Message& message) {
-  std::string json;
-  google::protobuf::util::JsonPrintOptions options;
-  options.always_print_primitive_fields = true;
-  options.preserve_proto_field_names = true;
-  (void)google::protobuf::util::MessageToJsonString(message, &json, options);
-  return json;
-}
+void PrintJson(const Json& document) { std::cout << client::DumpJson(document) << "\n"; }
 
 // Decodes hex; false when `text` is not an even number of hex digits.
 bool DecodeHex(absl::string_view text, std::string* bytes) {
@@ -175,115 +129,59 @@ bool ReadWholeFile(const std::string& path, std::string* out) {
   return true;
 }
 
+// The connections of one tandemctl run, one per principal: the public listener (--addr, --token)
+// and the admin listener (--admin_addr, --admin_token, default --token).
+//
+// Threading: constant after Open; used by the command's thread and, during submit, its writer
+// thread (Connection is thread-safe).
 class Client {
  public:
-  Client() {
-    std::shared_ptr<grpc::ChannelCredentials> credentials = grpc::InsecureChannelCredentials();
-    grpc::ChannelArguments args;
-    args.SetMaxReceiveMessageSize(-1);
-    args.SetMaxSendMessageSize(-1);
-    std::string ca_path = absl::GetFlag(FLAGS_tls_ca);
-    if (!ca_path.empty()) {
-      std::string ca;
-      if (!ReadWholeFile(ca_path, &ca)) {
-        error_ = absl::StrCat("cannot read --tls_ca '", ca_path, "'");
-        return;
-      }
-      grpc::SslCredentialsOptions options;
-      options.pem_root_certs = ca;
-      credentials = grpc::SslCredentials(options);
-      std::string name = absl::GetFlag(FLAGS_tls_server_name);
-      if (!name.empty()) args.SetSslTargetNameOverride(name);
-    }
-    indexer_ = tandem::v1::Indexer::NewStub(
-        grpc::CreateCustomChannel(absl::GetFlag(FLAGS_addr), credentials, args));
-    admin_ = tandem::v1::Admin::NewStub(
-        grpc::CreateCustomChannel(absl::GetFlag(FLAGS_admin_addr), credentials, args));
+  // Returns the shared flags' error when --tls_ca cannot be used.
+  static absl::StatusOr<std::unique_ptr<Client>> Open() {
+    const std::string token = absl::GetFlag(FLAGS_token);
+    std::string admin_token = absl::GetFlag(FLAGS_admin_token);
+    if (admin_token.empty()) admin_token = token;
+    absl::StatusOr<client::ConnectionOptions> public_options =
+        client::ConnectionOptionsFromFlags(absl::GetFlag(FLAGS_addr), token);
+    if (!public_options.ok()) return public_options.status();
+    absl::StatusOr<client::ConnectionOptions> admin_options =
+        client::ConnectionOptionsFromFlags(absl::GetFlag(FLAGS_admin_addr), admin_token);
+    if (!admin_options.ok()) return admin_options.status();
+    return std::unique_ptr<Client>(
+        new Client(*std::move(public_options), *std::move(admin_options)));
   }
 
-  const std::string& error() const { return error_; }
-  tandem::v1::Indexer::Stub& indexer() { return *indexer_; }
-  tandem::v1::Admin::Stub& admin() { return *admin_; }
-
-  // A context with the token and, for unary calls, the --timeout deadline.
-  std::unique_ptr<grpc::ClientContext> Context(bool admin, bool unary) {
-    auto context = std::make_unique<grpc::ClientContext>();
-    std::string token = absl::GetFlag(FLAGS_token);
-    if (admin && !absl::GetFlag(FLAGS_admin_token).empty())
-      token = absl::GetFlag(FLAGS_admin_token);
-    if (!token.empty()) context->AddMetadata("authorization", absl::StrCat("Bearer ", token));
-    if (unary) {
-      context->set_deadline(std::chrono::system_clock::now() +
-                            absl::ToChronoMilliseconds(absl::GetFlag(FLAGS_timeout)));
-    }
-    return context;
-  }
+  // Views, the tip and block records.
+  Connection& reader() { return public_; }
+  // Submit and rollback.
+  Connection& writer() { return public_; }
+  // Status, swap, watch and init calls.
+  Connection& admin_connection() { return admin_; }
 
  private:
-  std::string error_;
-  std::unique_ptr<tandem::v1::Indexer::Stub> indexer_;
-  std::unique_ptr<tandem::v1::Admin::Stub> admin_;
+  Client(client::ConnectionOptions public_options, client::ConnectionOptions admin_options)
+      : public_(std::move(public_options)), admin_(std::move(admin_options)) {}
+
+  Connection public_;
+  Connection admin_;
 };
 
-absl::string_view CodeName(grpc::StatusCode code) {
-  switch (code) {
-    case grpc::StatusCode::OK:
-      return "OK";
-    case grpc::StatusCode::CANCELLED:
-      return "CANCELLED";
-    case grpc::StatusCode::UNKNOWN:
-      return "UNKNOWN";
-    case grpc::StatusCode::INVALID_ARGUMENT:
-      return "INVALID_ARGUMENT";
-    case grpc::StatusCode::DEADLINE_EXCEEDED:
-      return "DEADLINE_EXCEEDED";
-    case grpc::StatusCode::NOT_FOUND:
-      return "NOT_FOUND";
-    case grpc::StatusCode::ALREADY_EXISTS:
-      return "ALREADY_EXISTS";
-    case grpc::StatusCode::PERMISSION_DENIED:
-      return "PERMISSION_DENIED";
-    case grpc::StatusCode::RESOURCE_EXHAUSTED:
-      return "RESOURCE_EXHAUSTED";
-    case grpc::StatusCode::FAILED_PRECONDITION:
-      return "FAILED_PRECONDITION";
-    case grpc::StatusCode::ABORTED:
-      return "ABORTED";
-    case grpc::StatusCode::OUT_OF_RANGE:
-      return "OUT_OF_RANGE";
-    case grpc::StatusCode::UNIMPLEMENTED:
-      return "UNIMPLEMENTED";
-    case grpc::StatusCode::INTERNAL:
-      return "INTERNAL";
-    case grpc::StatusCode::UNAVAILABLE:
-      return "UNAVAILABLE";
-    case grpc::StatusCode::DATA_LOSS:
-      return "DATA_LOSS";
-    case grpc::StatusCode::UNAUTHENTICATED:
-      return "UNAUTHENTICATED";
-    default:
-      return "UNKNOWN";
-  }
-}
-
-// Prints a failed call (text on stderr, or a JSON object on stdout) and returns kExitRpc.
-int RpcError(absl::string_view what, const grpc::Status& status,
-             absl::string_view extra_json = "") {
+// Prints a failed call (text on stderr, or a JSON object on stdout) and returns kExitRpc. `extra`
+// holds more members of the JSON object (what was done before the failure).
+int RpcError(absl::string_view what, const grpc::Status& status, const Json& extra = {}) {
   if (absl::GetFlag(FLAGS_json)) {
-    std::cout << "{\"error\":{\"call\":" << Quote(what)
-              << ",\"code\":" << Quote(CodeName(status.error_code()))
-              << ",\"message\":" << Quote(status.error_message()) << "}" << extra_json << "}\n";
+    Json document;
+    document["error"] = client::FailedCallJson(what, status);
+    if (extra.is_object()) document.update(extra);
+    PrintJson(document);
   } else {
-    std::cerr << "tandemctl: " << what << " failed: " << CodeName(status.error_code()) << ": "
-              << status.error_message() << "\n";
+    std::cerr << "tandemctl: " << what << " failed: " << client::DescribeStatus(status) << "\n";
   }
   return kExitRpc;
 }
 
-std::string RecordJson(const tandem::v1::BlockRecord& record) {
-  return absl::StrCat("{\"height\":", record.height(), ",\"hash\":", Quote(Hex(record.hash())),
-                      ",\"state_root\":", Quote(Hex(record.state_root())),
-                      ",\"write_count\":", record.write_count(), "}");
+Json RecordJsonOrNull(const tandem::v1::BlockRecord* record) {
+  return record == nullptr ? Json(nullptr) : client::BlockRecordJson(*record);
 }
 
 std::string RecordText(const tandem::v1::BlockRecord& record) {
@@ -299,43 +197,29 @@ std::string SlotText(const tandem::v1::SlotStatus& slot) {
                          slot.calls_completed());
 }
 
-absl::string_view StandbyStateText(tandem::v1::StandbyState state) {
-  switch (state) {
-    case tandem::v1::STANDBY_STATE_EMPTY:
-      return "EMPTY";
-    case tandem::v1::STANDBY_STATE_WARMING:
-      return "WARMING";
-    case tandem::v1::STANDBY_STATE_READY:
-      return "READY";
-    case tandem::v1::STANDBY_STATE_FAILED:
-      return "FAILED";
-    default:
-      return "UNSPECIFIED";
-  }
+// An enum value's name without its type's prefix, in lower case: ("SWAP_POLICY_BLOCK",
+// "SWAP_POLICY_") -> "block". Unknown values (a newer server) keep their number.
+std::string EnumLabel(const std::string& name, absl::string_view prefix, int number) {
+  if (name.empty()) return absl::StrCat(number);
+  return absl::AsciiStrToLower(absl::StripPrefix(name, prefix));
 }
 
-absl::string_view PolicyText(tandem::v1::SwapPolicy policy) {
-  switch (policy) {
-    case tandem::v1::SWAP_POLICY_BLOCK:
-      return "block";
-    case tandem::v1::SWAP_POLICY_THRESHOLD:
-      return "threshold";
-    case tandem::v1::SWAP_POLICY_NONE:
-      return "none";
-    case tandem::v1::SWAP_POLICY_SYNC:
-      return "sync";
-    default:
-      return "unspecified";
-  }
+std::string StandbyStateText(tandem::v1::StandbyState state) {
+  return absl::AsciiStrToUpper(
+      EnumLabel(tandem::v1::StandbyState_Name(state), "STANDBY_STATE_", state));
+}
+
+std::string PolicyText(tandem::v1::SwapPolicy policy) {
+  return EnumLabel(tandem::v1::SwapPolicy_Name(policy), "SWAP_POLICY_", policy);
 }
 
 int Status(Client& client) {
   tandem::v1::StatusResponse response;
-  auto context = client.Context(/*admin=*/true, /*unary=*/true);
-  grpc::Status status = client.admin().Status(context.get(), {}, &response);
+  auto context = client.admin_connection().UnaryContext();
+  grpc::Status status = client.admin_connection().admin().Status(context.get(), {}, &response);
   if (!status.ok()) return RpcError("status", status);
   if (absl::GetFlag(FLAGS_json)) {
-    std::cout << ProtoJson(response) << "\n";
+    PrintJson(client::ProtoJson(response));
     return kExitOk;
   }
   std::cout << absl::StrFormat("policy      %s (warm at %.0f%%, swap at %.0f%% of the cap)\n",
@@ -358,18 +242,16 @@ int Status(Client& client) {
 
 int Swap(Client& client) {
   tandem::v1::SwapRequest request;
-  absl::Duration wait = absl::GetFlag(FLAGS_wait);
-  request.mutable_wait()->set_seconds(absl::ToInt64Seconds(wait));
-  request.mutable_wait()->set_nanos(static_cast<int32_t>(
-      absl::ToInt64Nanoseconds(wait - absl::Seconds(absl::ToInt64Seconds(wait)))));
+  const absl::Duration wait = absl::GetFlag(FLAGS_wait);
+  *request.mutable_wait() = client::ToProtoDuration(wait);
   tandem::v1::SwapResponse response;
-  auto context = client.Context(true, false);
-  context->set_deadline(std::chrono::system_clock::now() +
-                        absl::ToChronoMilliseconds(wait + absl::GetFlag(FLAGS_timeout)));
-  grpc::Status status = client.admin().Swap(context.get(), request, &response);
+  // The swap may wait for a READY standby first: the deadline covers that wait too.
+  auto context = client.admin_connection().UnaryContext(
+      wait + client.admin_connection().options().call_timeout);
+  grpc::Status status = client.admin_connection().admin().Swap(context.get(), request, &response);
   if (!status.ok()) return RpcError("swap", status);
   if (absl::GetFlag(FLAGS_json)) {
-    std::cout << ProtoJson(response) << "\n";
+    PrintJson(client::ProtoJson(response));
   } else {
     std::cout << "swapped generation " << response.previous_generation() << " -> "
               << response.generation() << ": waited " << FormatDuration(response.waited())
@@ -379,16 +261,15 @@ int Swap(Client& client) {
 }
 
 std::string EventText(const tandem::v1::PairEvent& event) {
-  std::string kind = tandem::v1::PairEvent::Kind_Name(event.kind());
-  if (absl::StartsWith(kind, "KIND_")) kind = absl::AsciiStrToLower(kind.substr(5));
-  absl::Time time =
-      absl::FromUnixSeconds(event.time().seconds()) + absl::Nanoseconds(event.time().nanos());
+  const std::string kind =
+      EnumLabel(tandem::v1::PairEvent::Kind_Name(event.kind()), "KIND_", event.kind());
+  const absl::Time time = client::FromProto(event.time());
   std::string text =
       absl::StrCat(absl::FormatTime("%Y-%m-%dT%H:%M:%E6SZ", time, absl::UTCTimeZone()), " ", kind);
   if (event.generation() != 0) absl::StrAppend(&text, " generation ", event.generation());
   if (event.kind() == tandem::v1::PairEvent::KIND_SWAP) {
-    std::string reason = tandem::v1::SwapReason_Name(event.reason());
-    if (absl::StartsWith(reason, "SWAP_REASON_")) reason = absl::AsciiStrToLower(reason.substr(12));
+    const std::string reason =
+        EnumLabel(tandem::v1::SwapReason_Name(event.reason()), "SWAP_REASON_", event.reason());
     absl::StrAppend(&text, " (from ", event.previous_generation(), ", ", reason, ", pause ",
                     FormatDuration(event.pause()), ")");
   }
@@ -407,15 +288,20 @@ std::string EventText(const tandem::v1::PairEvent& event) {
 }
 
 int Watch(Client& client) {
-  auto context = client.Context(true, false);
+  auto context = client.admin_connection().StreamContext();
   std::unique_ptr<grpc::ClientReader<tandem::v1::PairEvent>> reader =
-      client.admin().WatchEvents(context.get(), {});
+      client.admin_connection().admin().WatchEvents(context.get(), {});
   int64_t limit = absl::GetFlag(FLAGS_count);
   int64_t seen = 0;
   tandem::v1::PairEvent event;
   while ((limit == 0 || seen < limit) && reader->Read(&event)) {
     ++seen;
-    std::cout << (absl::GetFlag(FLAGS_json) ? ProtoJson(event) : EventText(event)) << std::endl;
+    if (absl::GetFlag(FLAGS_json)) {
+      PrintJson(client::ProtoJson(event));
+    } else {
+      std::cout << EventText(event) << "\n";
+    }
+    std::cout.flush();  // Events are read as they happen, often through a pipe.
   }
   if (limit != 0 && seen >= limit) {
     context->TryCancel();
@@ -456,13 +342,16 @@ int Init(Client& client, const std::vector<std::string>& args) {
   }
   request.set_payload(payload);
   tandem::v1::InitializeResponse response;
-  auto context = client.Context(true, true);
-  grpc::Status status = client.admin().Initialize(context.get(), request, &response);
+  auto context = client.admin_connection().UnaryContext();
+  grpc::Status status =
+      client.admin_connection().admin().Initialize(context.get(), request, &response);
   if (!status.ok()) return RpcError("init", status);
   if (absl::GetFlag(FLAGS_json)) {
-    std::cout << "{\"answer\":" << Quote(Hex(response.answer()))
-              << ",\"digest\":" << Quote(Hex(response.digest()))
-              << ",\"replay_log_calls\":" << response.replay_log_calls() << "}\n";
+    Json json;
+    json["answer"] = Hex(response.answer());
+    json["digest"] = Hex(response.digest());
+    json["replay_log_calls"] = response.replay_log_calls();
+    PrintJson(json);
   } else {
     std::cout << "answer      " << Hex(response.answer()) << " (" << response.answer().size()
               << " bytes)\ndigest      " << Hex(response.digest()) << "\nreplay log  "
@@ -485,12 +374,15 @@ int View(Client& client, const std::vector<std::string>& args) {
   }
   request.set_request(bytes);
   tandem::v1::ViewResponse response;
-  auto context = client.Context(false, true);
-  grpc::Status status = client.indexer().View(context.get(), request, &response);
+  auto context = client.reader().UnaryContext();
+  grpc::Status status = client.reader().indexer().View(context.get(), request, &response);
   if (!status.ok()) return RpcError("view", status);
   if (absl::GetFlag(FLAGS_json)) {
-    std::cout << "{\"height\":" << response.height() << ",\"generation\":" << response.generation()
-              << ",\"answer\":" << Quote(Hex(response.answer())) << "}\n";
+    Json json;
+    json["height"] = response.height();
+    json["generation"] = response.generation();
+    json["answer"] = Hex(response.answer());
+    PrintJson(json);
   } else {
     std::cout << "height " << response.height() << ", " << response.answer().size() << " bytes\n"
               << Hex(response.answer()) << "\n";
@@ -501,8 +393,8 @@ int View(Client& client, const std::vector<std::string>& args) {
 // The tip, or std::nullopt for an empty chain; `status` set on failure.
 std::optional<tandem::v1::GetTipResponse> FetchTip(Client& client, grpc::Status* status) {
   tandem::v1::GetTipResponse response;
-  auto context = client.Context(false, true);
-  *status = client.indexer().GetTip(context.get(), {}, &response);
+  auto context = client.reader().UnaryContext();
+  *status = client.reader().indexer().GetTip(context.get(), {}, &response);
   if (!status->ok()) return std::nullopt;
   return response;
 }
@@ -512,10 +404,11 @@ int Tip(Client& client) {
   std::optional<tandem::v1::GetTipResponse> response = FetchTip(client, &status);
   if (!status.ok()) return RpcError("tip", status);
   if (absl::GetFlag(FLAGS_json)) {
-    std::cout << "{\"tip\":" << (response->has_tip() ? RecordJson(response->tip()) : "null")
-              << ",\"start_height\":"
-              << (response->has_start_height() ? absl::StrCat(response->start_height()) : "null")
-              << "}\n";
+    Json json;
+    json["tip"] = RecordJsonOrNull(response->has_tip() ? &response->tip() : nullptr);
+    json["start_height"] =
+        response->has_start_height() ? Json(response->start_height()) : Json(nullptr);
+    PrintJson(json);
   } else if (!response->has_tip()) {
     std::cout << "no blocks committed\n";
   } else {
@@ -540,11 +433,11 @@ int Block(Client& client, const std::vector<std::string>& args) {
   tandem::v1::GetBlockRequest request;
   request.set_height(height);
   tandem::v1::GetBlockResponse response;
-  auto context = client.Context(false, true);
-  grpc::Status status = client.indexer().GetBlock(context.get(), request, &response);
+  auto context = client.reader().UnaryContext();
+  grpc::Status status = client.reader().indexer().GetBlock(context.get(), request, &response);
   if (!status.ok()) return RpcError("block", status);
   if (absl::GetFlag(FLAGS_json)) {
-    std::cout << RecordJson(response.block()) << "\n";
+    PrintJson(client::BlockRecordJson(response.block()));
   } else {
     std::cout << "block " << RecordText(response.block()) << "\n";
   }
@@ -557,11 +450,11 @@ int Rollback(Client& client, const std::vector<std::string>& args) {
   tandem::v1::RollbackRequest request;
   request.set_height(height);
   tandem::v1::RollbackResponse response;
-  auto context = client.Context(false, true);
-  grpc::Status status = client.indexer().Rollback(context.get(), request, &response);
+  auto context = client.writer().UnaryContext();
+  grpc::Status status = client.writer().indexer().Rollback(context.get(), request, &response);
   if (!status.ok()) return RpcError("rollback", status);
   if (absl::GetFlag(FLAGS_json)) {
-    std::cout << "{\"tip\":" << (response.has_tip() ? RecordJson(response.tip()) : "null") << "}\n";
+    PrintJson(Json{{"tip", RecordJsonOrNull(response.has_tip() ? &response.tip() : nullptr)}});
   } else if (response.has_tip()) {
     std::cout << "rolled back; tip " << RecordText(response.tip()) << "\n";
   } else {
@@ -646,10 +539,10 @@ int Submit(Client& client, const std::vector<std::string>& args) {
   }
 
   BlockSource source(args, absl::GetFlag(FLAGS_raw));
-  auto context = client.Context(false, false);
+  auto context = client.writer().StreamContext();
   std::unique_ptr<
       grpc::ClientReaderWriter<tandem::v1::SubmitBlockRequest, tandem::v1::SubmitBlockResponse>>
-      stream = client.indexer().StreamBlocks(context.get());
+      stream = client.writer().indexer().StreamBlocks(context.get());
 
   // The writer thread streams the blocks while this thread reads the answers: the server runs one
   // block while it already receives the next ones.
@@ -684,9 +577,11 @@ int Submit(Client& client, const std::vector<std::string>& args) {
     if (!first.has_value()) first = response.block();
     last = response.block();
     if (json) {
-      std::cout << "{\"block\":" << RecordJson(response.block())
-                << ",\"already_committed\":" << (response.already_committed() ? "true" : "false")
-                << ",\"generation\":" << response.generation() << "}\n";
+      Json json;
+      json["block"] = client::BlockRecordJson(response.block());
+      json["already_committed"] = response.already_committed();
+      json["generation"] = response.generation();
+      PrintJson(json);
     }
     absl::Time now = absl::Now();
     if (progress && now - last_report >= absl::Seconds(1)) {
@@ -705,11 +600,14 @@ int Submit(Client& client, const std::vector<std::string>& args) {
     return kExitInput;
   }
   if (!status.ok()) {
-    return RpcError("submit", status, absl::StrCat(",\"committed\":", committed));
+    return RpcError("submit", status, Json{{"committed", committed}});
   }
   if (json) {
-    std::cout << "{\"committed\":" << committed << ",\"seconds\":" << absl::ToDoubleSeconds(took)
-              << ",\"tip\":" << (last.has_value() ? RecordJson(*last) : "null") << "}\n";
+    Json json;
+    json["committed"] = committed;
+    json["seconds"] = absl::ToDoubleSeconds(took);
+    json["tip"] = RecordJsonOrNull(last.has_value() ? &*last : nullptr);
+    PrintJson(json);
   } else if (committed == 0) {
     std::cout << "no blocks submitted\n";
   } else {
@@ -721,33 +619,25 @@ int Submit(Client& client, const std::vector<std::string>& args) {
 }
 
 int Run(int argc, char** argv) {
-  absl::SetProgramUsageMessage(kUsage);
-  absl::FlagsUsageConfig usage;
-  usage.contains_help_flags = [](absl::string_view file) {
-    return absl::EndsWith(file, "tools/tandemctl.cc");
-  };
-  usage.contains_helpshort_flags = usage.contains_help_flags;
-  absl::SetFlagsUsageConfig(usage);
-  bool help = false;
-  for (int i = 1; i < argc; ++i) {
-    absl::string_view arg = argv[i];
-    help = help || arg == "--help" || arg == "-help" || arg == "--helpfull" ||
-           absl::StartsWith(arg, "--help=");
-  }
-  exit_status_while_parsing = help ? kExitOk : kExitUsage;
-  std::atexit(ExitWithParsingStatus);
-  std::vector<char*> positional = absl::ParseCommandLine(argc, argv);
-  exit_status_while_parsing = -1;
+  util::CommandLineOptions command_line;
+  command_line.usage = kUsage;
+  command_line.help_flag_files = {"tools/tandemctl.cc", client::kConnectionFlagsFile};
+  command_line.usage_error_status = kExitUsage;
+  std::vector<char*> positional = util::ParseCommandLineOrExit(argc, argv, command_line);
 
   if (positional.size() < 2) return UsageError("no command given");
   std::string command = positional[1];
   std::vector<std::string> args(positional.begin() + 2, positional.end());
 
-  Client client;
-  if (!client.error().empty()) {
-    std::cerr << "tandemctl: " << client.error() << "\n";
+  if (absl::Status flags = client::ValidateConnectionFlags(); !flags.ok()) {
+    return UsageError(flags.message());
+  }
+  absl::StatusOr<std::unique_ptr<Client>> opened = Client::Open();
+  if (!opened.ok()) {
+    std::cerr << "tandemctl: " << opened.status().message() << "\n";
     return kExitInput;
   }
+  Client& client = **opened;
   auto no_args = [&](int (*run)(Client&)) {
     if (!args.empty()) return UsageError(absl::StrCat(command, " takes no arguments"));
     return run(client);

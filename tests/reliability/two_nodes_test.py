@@ -180,7 +180,7 @@ def main():
         code, out, err = run_compare(args.compare, *bad)
         assert code == 2, (bad, code, out, err)
     code, out, err = run_compare(args.compare, "--a", address(block), "--b", "127.0.0.1:1",
-                                 "--timeout", "5")
+                                 "--timeout", "5s")
     assert code == 3 and "node b" in err, (code, out, err)
 
     for x in nodes + [fork]:

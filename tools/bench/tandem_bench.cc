@@ -18,6 +18,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -34,8 +35,6 @@
 #include <vector>
 
 #include "absl/flags/flag.h"
-#include "absl/flags/parse.h"
-#include "absl/flags/usage.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/ascii.h"
@@ -52,8 +51,13 @@
 #include "grpcpp/grpcpp.h"
 #include "tandem/v1/tandem.grpc.pb.h"
 #include "tools/bench/bitcoin_blocks.h"
+#include "tools/client/connection.h"
+#include "tools/client/json.h"
+#include "tools/client/proto_time.h"
+#include "util/command_line.h"
 
-ABSL_FLAG(std::string, tandemd, TANDEM_BENCH_DEFAULT_TANDEMD, "Path of the tandemd binary to start.");
+ABSL_FLAG(std::string, tandemd, TANDEM_BENCH_DEFAULT_TANDEMD,
+          "Path of the tandemd binary to start.");
 ABSL_FLAG(std::string, guest_dir, TANDEM_BENCH_DEFAULT_GUEST_DIR,
           "Folder of the built guests (bitcoin_indexer.wasm, bench_guest.wasm).");
 ABSL_FLAG(std::string, guests, "bitcoin_indexer,bench_guest",
@@ -100,7 +104,7 @@ double Quantile(std::vector<double> samples, double q) {
 }
 
 double DurationMicros(const google::protobuf::Duration& d) {
-  return static_cast<double>(d.seconds()) * 1e6 + d.nanos() / 1e3;
+  return absl::ToDoubleMicroseconds(client::FromProto(d));
 }
 
 std::vector<std::string> SplitList(const std::string& text) {
@@ -219,15 +223,12 @@ class Tandemd {
     server->pid_ = pid;
     RegisterChild(pid);
 
-    grpc::ChannelArguments channel_args;
-    channel_args.SetMaxReceiveMessageSize(64 << 20);
-    channel_args.SetMaxSendMessageSize(64 << 20);
-    server->channel_ = grpc::CreateCustomChannel(server->addr_, grpc::InsecureChannelCredentials(),
-                                                 channel_args);
-    server->admin_channel_ =
-        grpc::CreateChannel(server->admin_addr_, grpc::InsecureChannelCredentials());
-    server->indexer_ = v1::Indexer::NewStub(server->channel_);
-    server->admin_ = v1::Admin::NewStub(server->admin_channel_);
+    client::ConnectionOptions options;
+    options.address = server->addr_;
+    options.call_timeout = absl::Seconds(120);
+    server->public_ = std::make_unique<client::Connection>(options);
+    options.address = server->admin_addr_;
+    server->admin_ = std::make_unique<client::Connection>(options);
 
     const absl::Time deadline = absl::Now() + absl::Seconds(60);
     while (absl::Now() < deadline) {
@@ -235,15 +236,14 @@ class Tandemd {
       if (waitpid(pid, &wstatus, WNOHANG) == pid) {
         UnregisterChild(pid);
         server->pid_ = 0;
-        return absl::UnavailableError(absl::StrCat("tandemd exited during start-up: ",
-                                                   server->LogTail()));
+        return absl::UnavailableError(
+            absl::StrCat("tandemd exited during start-up: ", server->LogTail()));
       }
-      grpc::ClientContext context;
-      context.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(500));
+      auto context = server->admin_->UnaryContext(absl::Milliseconds(500));
       v1::StatusResponse status;
       // Ready once an instance can serve: the active, or (before the first call promotes it)
       // a READY standby.
-      if (server->admin_->Status(&context, v1::StatusRequest(), &status).ok() &&
+      if (server->admin_->admin().Status(context.get(), v1::StatusRequest(), &status).ok() &&
           (status.active().present() || status.standby_state() == v1::STANDBY_STATE_READY)) {
         return server;
       }
@@ -255,10 +255,8 @@ class Tandemd {
 
   // Closes the client connections, sends SIGTERM, then SIGKILL after 10 s; removes the database.
   ~Tandemd() {
-    indexer_.reset();
+    public_.reset();
     admin_.reset();
-    channel_.reset();
-    admin_channel_.reset();
     if (pid_ > 0) {
       kill(pid_, SIGTERM);
       const absl::Time deadline = absl::Now() + absl::Seconds(10);
@@ -299,9 +297,11 @@ class Tandemd {
     return absl::StrCat("(log ", log_path_, ")\n", log);
   }
 
-  v1::Indexer::Stub& indexer() { return *indexer_; }
-  v1::Admin::Stub& admin() { return *admin_; }
-  const std::shared_ptr<grpc::Channel>& channel() const { return channel_; }
+  // The public listener (Indexer) and the admin listener (Admin), plaintext on loopback.
+  client::Connection& public_connection() { return *public_; }
+  client::Connection& admin_connection() { return *admin_; }
+  v1::Indexer::Stub& indexer() { return public_->indexer(); }
+  v1::Admin::Stub& admin() { return admin_->admin(); }
 
  private:
   Tandemd() = default;
@@ -309,23 +309,21 @@ class Tandemd {
   std::filesystem::path dir_;
   std::string addr_, admin_addr_, log_path_;
   pid_t pid_ = 0;
-  std::shared_ptr<grpc::Channel> channel_, admin_channel_;
-  std::unique_ptr<v1::Indexer::Stub> indexer_;
-  std::unique_ptr<v1::Admin::Stub> admin_;
+  std::unique_ptr<client::Connection> public_;
+  std::unique_ptr<client::Connection> admin_;
 };
 
 // Collects swap pauses and warm durations from Admin.WatchEvents on its own thread.
 class EventWatcher {
  public:
-  explicit EventWatcher(v1::Admin::Stub& admin) {
+  explicit EventWatcher(client::Connection& admin) : context_(admin.StreamContext()) {
     thread_ = std::thread([this, &admin] {
       std::unique_ptr<grpc::ClientReader<v1::PairEvent>> reader =
-          admin.WatchEvents(&context_, v1::WatchEventsRequest());
+          admin.admin().WatchEvents(context_.get(), v1::WatchEventsRequest());
       v1::PairEvent event;
       while (reader->Read(&event)) {
         std::lock_guard<std::mutex> lock(mu_);
-        if (event.kind() == v1::PairEvent::KIND_SWAP &&
-            event.reason() != v1::SWAP_REASON_STARTUP) {
+        if (event.kind() == v1::PairEvent::KIND_SWAP && event.reason() != v1::SWAP_REASON_STARTUP) {
           pauses_us_.push_back(DurationMicros(event.pause()));
         } else if (event.kind() == v1::PairEvent::KIND_WARM_READY) {
           warms_us_.push_back(DurationMicros(event.duration()));
@@ -339,7 +337,7 @@ class EventWatcher {
   void Stop() {
     if (!thread_.joinable()) return;
     absl::SleepFor(absl::Milliseconds(50));  // Let the last events of the run arrive.
-    context_.TryCancel();
+    context_->TryCancel();
     thread_.join();
   }
   std::vector<double> pauses_us() {
@@ -356,7 +354,7 @@ class EventWatcher {
   }
 
  private:
-  grpc::ClientContext context_;
+  const std::unique_ptr<grpc::ClientContext> context_;
   std::mutex mu_;
   std::vector<double> pauses_us_;  // Guarded by mu_.
   std::vector<double> warms_us_;   // Guarded by mu_.
@@ -367,16 +365,15 @@ class EventWatcher {
 // Clients calling a view at the tip in a loop, each on its own thread.
 class ViewClients {
  public:
-  ViewClients(v1::Indexer::Stub& indexer, const std::string& view, int clients) {
+  ViewClients(client::Connection& connection, const std::string& view, int clients) {
     for (int i = 0; i < clients; ++i) {
-      threads_.emplace_back([this, &indexer, view] {
+      threads_.emplace_back([this, &connection, view] {
         while (!stop_.load(std::memory_order_relaxed)) {
-          grpc::ClientContext context;
-          context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+          auto context = connection.UnaryContext(absl::Seconds(10));
           v1::ViewRequest request;
           request.set_name(view);
           v1::ViewResponse response;
-          grpc::Status status = indexer.View(&context, request, &response);
+          grpc::Status status = connection.indexer().View(context.get(), request, &response);
           (status.ok() ? ok_ : failed_).fetch_add(1, std::memory_order_relaxed);
         }
       });
@@ -464,7 +461,7 @@ RunResult Run(const RunSpec& spec, BlockSource& source) {
     return result;
   }
   Tandemd& tandemd = **server;
-  EventWatcher events(tandemd.admin());
+  EventWatcher events(tandemd.admin_connection());
   absl::SleepFor(absl::Milliseconds(100));  // The watch is registered before the first block.
 
   const bool view_run = spec.view_clients > 0;
@@ -476,17 +473,18 @@ RunResult Run(const RunSpec& spec, BlockSource& source) {
   if (view_run) {
     // One block first, so that views at the tip have a height to answer at.
     const std::string& bytes = source.At(1);
-    grpc::ClientContext context;
+    auto context = tandemd.public_connection().UnaryContext();
     v1::SubmitBlockRequest request;
     request.set_height(1);
     request.set_block(bytes);
     v1::SubmitBlockResponse response;
-    grpc::Status status = tandemd.indexer().SubmitBlock(&context, request, &response);
+    grpc::Status status = tandemd.indexer().SubmitBlock(context.get(), request, &response);
     if (!status.ok()) {
       result.error = absl::StrCat("block 1: ", status.error_message());
       return result;
     }
-    views = std::make_unique<ViewClients>(tandemd.indexer(), ViewOf(spec.guest), spec.view_clients);
+    views = std::make_unique<ViewClients>(tandemd.public_connection(), ViewOf(spec.guest),
+                                          spec.view_clients);
   }
   const uint32_t first = view_run ? 2 : 1;
   const auto start = Clock::now();
@@ -494,14 +492,13 @@ RunResult Run(const RunSpec& spec, BlockSource& source) {
   uint32_t height = first;
   if (!spec.stream) {
     for (; height < first + static_cast<uint32_t>(max_blocks) && absl::Now() < end; ++height) {
-      grpc::ClientContext context;
-      context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(120));
+      auto context = tandemd.public_connection().UnaryContext();
       v1::SubmitBlockRequest request;
       request.set_height(height);
       request.set_block(source.At(height));
       v1::SubmitBlockResponse response;
       const auto sent = Clock::now();
-      grpc::Status status = tandemd.indexer().SubmitBlock(&context, request, &response);
+      grpc::Status status = tandemd.indexer().SubmitBlock(context.get(), request, &response);
       latencies_ms.push_back(SecondsSince(sent) * 1e3);
       if (!status.ok()) {
         result.error = absl::StrCat("block ", height, ": ", status.error_message());
@@ -511,8 +508,8 @@ RunResult Run(const RunSpec& spec, BlockSource& source) {
     }
   } else {
     // Pipelined: a writer thread sends every block; responses come back in order.
-    grpc::ClientContext context;
-    auto stream = tandemd.indexer().StreamBlocks(&context);
+    auto context = tandemd.public_connection().StreamContext();
+    auto stream = tandemd.indexer().StreamBlocks(context.get());
     const int count = max_blocks;
     // Send times in steady-clock nanoseconds: written by the writer, read by this thread.
     std::vector<std::atomic<int64_t>> sent(count);
@@ -598,8 +595,8 @@ Machine DescribeMachine() {
   while (std::getline(meminfo, line)) {
     if (absl::StartsWith(line, "MemTotal:")) {
       double kib = 0;
-      std::string number(absl::StripAsciiWhitespace(absl::StripSuffix(
-          absl::StripAsciiWhitespace(line.substr(9)), "kB")));
+      std::string number(absl::StripAsciiWhitespace(
+          absl::StripSuffix(absl::StripAsciiWhitespace(line.substr(9)), "kB")));
       absl::SimpleAtod(absl::StripAsciiWhitespace(number), &kib);
       machine.ram_gib = kib / (1 << 20);
     }
@@ -609,55 +606,59 @@ Machine DescribeMachine() {
   return machine;
 }
 
-std::string JsonString(absl::string_view text) {
-  std::string out = "\"";
-  for (char c : text) {
-    if (c == '"' || c == '\\') {
-      out.push_back('\\');
-      out.push_back(c);
-    } else if (static_cast<unsigned char>(c) < 0x20) {
-      absl::StrAppendFormat(&out, "\\u%04x", c);
-    } else {
-      out.push_back(c);
-    }
-  }
-  return out + "\"";
+// A figure rounded to `digits` decimals, so the JSON reads like the table (nlohmann writes the
+// shortest text that round-trips, so 1164.73 stays "1164.73").
+double Rounded(double value, int digits) {
+  const double scale = std::pow(10.0, digits);
+  return std::round(value * scale) / scale;
+}
+
+client::Json RatioJson(const std::optional<double>& ratio) {
+  return ratio ? client::Json(Rounded(*ratio, 3)) : client::Json(nullptr);
 }
 
 std::string Json(const Machine& machine, const std::vector<RunResult>& results,
                  const std::string& command) {
-  std::string out = "{\n  \"machine\": {";
-  absl::StrAppendFormat(&out,
-                        "\"cores\": %u, \"cpu\": %s, \"ram_gib\": %.1f, \"date\": %s, "
-                        "\"load_before\": %s, \"load_after\": %s},\n",
-                        machine.cores, JsonString(machine.cpu), machine.ram_gib,
-                        JsonString(machine.date), JsonString(machine.load_before),
-                        JsonString(machine.load_after));
-  absl::StrAppend(&out, "  \"command\": ", JsonString(command), ",\n  \"runs\": [\n");
-  for (size_t i = 0; i < results.size(); ++i) {
-    const RunResult& r = results[i];
-    absl::StrAppendFormat(
-        &out,
-        "    {\"guest\": %s, \"block_set\": %s, \"policy\": %s, \"mode\": %s, "
-        "\"view_clients\": %d, \"error\": %s, \"blocks\": %d, \"seconds\": %.3f, "
-        "\"blocks_per_s\": %.2f, \"latency_p50_ms\": %.3f, \"latency_p99_ms\": %.3f, "
-        "\"server_block_p50_ms\": %.3f, \"swaps\": %d, \"swap_pause_p50_us\": %.2f, "
-        "\"swap_pause_p99_us\": %.2f, \"swap_pause_max_us\": %.2f, \"warms\": %d, \"warm_p50_ms\": %.3f, "
-        "\"events_dropped\": %d, \"peak_rss_mib\": %.1f, \"views\": %d, \"view_failures\": %d, "
-        "\"views_per_s\": %.1f, \"vs_none\": %s, \"vs_sync\": %s}%s\n",
-        JsonString(r.spec.guest), JsonString(r.spec.block_set), JsonString(r.spec.policy),
-        JsonString(r.spec.stream ? "stream" : "unary"), r.spec.view_clients, JsonString(r.error),
-        r.blocks, r.seconds, r.blocks_per_s, r.latency_p50_ms, r.latency_p99_ms,
-        r.server_block_p50_ms, static_cast<int>(r.swaps), r.pause_p50_us, r.pause_p99_us,
-        r.pause_max_us, static_cast<int>(r.warms), r.warm_p50_ms, static_cast<int>(r.events_dropped),
-        r.peak_rss_mb,
-        static_cast<int>(r.views), static_cast<int>(r.view_failures), r.views_per_s,
-        r.vs_none ? absl::StrFormat("%.3f", *r.vs_none) : "null",
-        r.vs_sync ? absl::StrFormat("%.3f", *r.vs_sync) : "null",
-        i + 1 < results.size() ? "," : "");
+  client::Json document;
+  document["machine"] = {{"cores", machine.cores},
+                         {"cpu", machine.cpu},
+                         {"ram_gib", Rounded(machine.ram_gib, 1)},
+                         {"date", machine.date},
+                         {"load_before", machine.load_before},
+                         {"load_after", machine.load_after}};
+  document["command"] = command;
+  client::Json runs = client::Json::array();
+  for (const RunResult& r : results) {
+    client::Json run;
+    run["guest"] = r.spec.guest;
+    run["block_set"] = r.spec.block_set;
+    run["policy"] = r.spec.policy;
+    run["mode"] = r.spec.stream ? "stream" : "unary";
+    run["view_clients"] = r.spec.view_clients;
+    run["error"] = r.error;
+    run["blocks"] = r.blocks;
+    run["seconds"] = Rounded(r.seconds, 3);
+    run["blocks_per_s"] = Rounded(r.blocks_per_s, 2);
+    run["latency_p50_ms"] = Rounded(r.latency_p50_ms, 3);
+    run["latency_p99_ms"] = Rounded(r.latency_p99_ms, 3);
+    run["server_block_p50_ms"] = Rounded(r.server_block_p50_ms, 3);
+    run["swaps"] = r.swaps;
+    run["swap_pause_p50_us"] = Rounded(r.pause_p50_us, 2);
+    run["swap_pause_p99_us"] = Rounded(r.pause_p99_us, 2);
+    run["swap_pause_max_us"] = Rounded(r.pause_max_us, 2);
+    run["warms"] = r.warms;
+    run["warm_p50_ms"] = Rounded(r.warm_p50_ms, 3);
+    run["events_dropped"] = r.events_dropped;
+    run["peak_rss_mib"] = Rounded(r.peak_rss_mb, 1);
+    run["views"] = r.views;
+    run["view_failures"] = r.view_failures;
+    run["views_per_s"] = Rounded(r.views_per_s, 1);
+    run["vs_none"] = RatioJson(r.vs_none);
+    run["vs_sync"] = RatioJson(r.vs_sync);
+    runs.push_back(std::move(run));
   }
-  out += "  ]\n}\n";
-  return out;
+  document["runs"] = std::move(runs);
+  return client::DumpJson(document, /*indent=*/2) + "\n";
 }
 
 // The first line of an error, for a table cell or a list item.
@@ -690,12 +691,14 @@ std::string Markdown(const Machine& machine, const std::vector<RunResult>& resul
                       " | | | | | | | |\n");
       continue;
     }
-    absl::StrAppendFormat(
-        &out, "| %s | %s ×%d | %s | %s | %.1f | %s | %s | %.2f / %.2f | %d | %.1f / %.1f / %.1f | %.2f | %.0f |\n",
-        r.spec.guest, r.spec.block_set, r.blocks, r.spec.policy, r.spec.stream ? "stream" : "unary",
-        r.blocks_per_s, Ratio(r.vs_none), Ratio(r.vs_sync), r.latency_p50_ms, r.latency_p99_ms,
-        static_cast<int>(r.swaps), r.pause_p50_us, r.pause_p99_us, r.pause_max_us, r.warm_p50_ms,
-        r.peak_rss_mb);
+    absl::StrAppendFormat(&out,
+                          "| %s | %s ×%d | %s | %s | %.1f | %s | %s | %.2f / %.2f | %d | %.1f / "
+                          "%.1f / %.1f | %.2f | %.0f |\n",
+                          r.spec.guest, r.spec.block_set, r.blocks, r.spec.policy,
+                          r.spec.stream ? "stream" : "unary", r.blocks_per_s, Ratio(r.vs_none),
+                          Ratio(r.vs_sync), r.latency_p50_ms, r.latency_p99_ms,
+                          static_cast<int>(r.swaps), r.pause_p50_us, r.pause_p99_us, r.pause_max_us,
+                          r.warm_p50_ms, r.peak_rss_mb);
   }
   absl::StrAppend(&out,
                   "\nViews while ingest runs (small blocks, unary ingest):\n\n"
@@ -717,11 +720,11 @@ std::string Markdown(const Machine& machine, const std::vector<RunResult>& resul
   std::vector<std::string> errors;
   for (const RunResult& r : results) {
     if (!r.error.empty()) {
-      errors.push_back(absl::StrCat("- ", r.spec.guest, " ", r.spec.block_set, " ", r.spec.policy,
-                                    r.spec.stream ? " stream" : "", r.spec.view_clients > 0
-                                        ? absl::StrCat(" ", r.spec.view_clients, " view clients")
-                                        : "",
-                                    ": ", OneLine(r.error)));
+      errors.push_back(absl::StrCat(
+          "- ", r.spec.guest, " ", r.spec.block_set, " ", r.spec.policy,
+          r.spec.stream ? " stream" : "",
+          r.spec.view_clients > 0 ? absl::StrCat(" ", r.spec.view_clients, " view clients") : "",
+          ": ", OneLine(r.error)));
     }
   }
   if (!errors.empty()) absl::StrAppend(&out, "\nErrors:\n", absl::StrJoin(errors, "\n"), "\n");
@@ -729,10 +732,12 @@ std::string Markdown(const Machine& machine, const std::vector<RunResult>& resul
 }
 
 int Main(int argc, char** argv) {
-  absl::SetProgramUsageMessage(
+  util::CommandLineOptions command_line;
+  command_line.usage =
       "end-to-end load over gRPC: starts tandemd per swap policy and guest, ingests the same "
-      "blocks, reports JSON and Markdown.\nUsage: tandem-bench [flags]");
-  std::vector<char*> rest = absl::ParseCommandLine(argc, argv);
+      "blocks, reports JSON and Markdown.\nUsage: tandem-bench [flags]";
+  command_line.help_flag_files = {"tools/bench/tandem_bench.cc"};
+  std::vector<char*> rest = util::ParseCommandLineOrExit(argc, argv, command_line);
   if (rest.size() > 1) {
     std::fprintf(stderr, "tandem-bench takes no arguments, only flags (see --help)\n");
     return 2;
@@ -752,7 +757,8 @@ int Main(int argc, char** argv) {
   }
   std::vector<std::string> fixtures = LoadFixtureBlocks(absl::GetFlag(FLAGS_fixtures));
   if (fixtures.empty()) {
-    std::fprintf(stderr, "tandem-bench: no fixture blocks in %s\n", absl::GetFlag(FLAGS_fixtures).c_str());
+    std::fprintf(stderr, "tandem-bench: no fixture blocks in %s\n",
+                 absl::GetFlag(FLAGS_fixtures).c_str());
     return 1;
   }
   std::map<std::string, std::unique_ptr<BlockSource>> sources;
@@ -789,7 +795,9 @@ int Main(int argc, char** argv) {
   for (const RunSpec& spec : specs) {
     std::fprintf(stderr, "run: %s, %s blocks, %s, %s%s ... ", spec.guest.c_str(),
                  spec.block_set.c_str(), spec.policy.c_str(), spec.stream ? "stream" : "unary",
-                 spec.view_clients > 0 ? absl::StrCat(", ", spec.view_clients, " view clients").c_str() : "");
+                 spec.view_clients > 0
+                     ? absl::StrCat(", ", spec.view_clients, " view clients").c_str()
+                     : "");
     RunResult result = Run(spec, *sources[spec.block_set]);
     std::fprintf(stderr, "%d blocks, %.1f blocks/s%s%s\n", result.blocks, result.blocks_per_s,
                  result.error.empty() ? "" : ", error: ", result.error.c_str());

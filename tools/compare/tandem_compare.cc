@@ -1,45 +1,63 @@
 // tandem-compare: compares the state roots of two tandemd nodes over a range of heights and names
-// the first height where they differ. It speaks only gRPC (Indexer.GetTip and GetBlock).
+// the first height where they differ. It speaks only gRPC (Indexer.GetTip and GetBlock), through
+// the tools' client library.
 //
 // Usage: tandem-compare --a HOST:PORT --b HOST:PORT [--from H] [--to H] [--bisect] [--json]
-//                       [--timeout SECONDS]
+//                       [--timeout 30s] [--token T] [--tls_ca PEM [--tls_server_name NAME]]
 // The range defaults to the heights both nodes hold: from the later start height to the lower
 // tip. Every height is compared (GetBlock on both nodes); a height committed on one node and not
 // on the other is a difference. With --bisect only O(log n) heights are read: root(h) chains
 // root(h-1), so on nodes with the same start height equal roots at h mean equal roots below h.
 // Exit status: 0 the roots are equal over the range; 1 they differ (the first height is printed);
 // 2 usage error; 3 a node could not be reached or answered with an unexpected error.
+#include <algorithm>
 #include <cstdint>
-#include <cstdio>
 #include <iostream>
 #include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "absl/flags/flag.h"
+#include "absl/status/status.h"
 #include "absl/strings/escaping.h"
-#include "absl/strings/match.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "grpcpp/grpcpp.h"
 #include "tandem/v1/tandem.grpc.pb.h"
+#include "tools/client/call_status.h"
+#include "tools/client/connection.h"
+#include "tools/client/connection_flags.h"
+#include "tools/client/json.h"
+#include "util/command_line.h"
+
+ABSL_FLAG(std::string, a, "", "host:port of the first node's public listener (required).");
+ABSL_FLAG(std::string, b, "", "host:port of the second node's public listener (required).");
+ABSL_FLAG(int64_t, from, -1, "First height to compare (default: the later start height).");
+ABSL_FLAG(int64_t, to, -1, "Last height to compare (default: the lower tip).");
+ABSL_FLAG(bool, bisect, false,
+          "Read O(log n) heights instead of every one (nodes with the same start height).");
+ABSL_FLAG(bool, json, false, "Print the result as one JSON object.");
+ABSL_FLAG(std::string, token, "", "Bearer token sent to both nodes (tandemd --token).");
 
 namespace tandem::tools {
 namespace {
+
+using client::Json;
 
 constexpr int kExitEqual = 0;
 constexpr int kExitDiffer = 1;
 constexpr int kExitUsage = 2;
 constexpr int kExitRpc = 3;
+constexpr uint32_t kMaxHeight = 0xFFFFFFFF;
 
 constexpr char kUsage[] =
+    "compares the state roots of two tandemd nodes.\n"
     "Usage: tandem-compare --a HOST:PORT --b HOST:PORT [--from H] [--to H] [--bisect] [--json]\n"
-    "                      [--timeout SECONDS]\n"
     "Compares the state roots (Indexer.GetBlock) of two tandemd nodes at every height of the\n"
     "range and prints the first height where they differ. The range defaults to the heights both\n"
     "nodes hold. --bisect reads O(log n) heights instead (nodes with the same start height).\n"
-    "Exit status: 0 equal, 1 differ, 2 usage error, 3 RPC error.\n";
+    "Exit status: 0 equal, 1 differ, 2 usage error, 3 RPC error.";
 
 struct Options {
   std::string a;
@@ -48,7 +66,6 @@ struct Options {
   std::optional<uint32_t> to;
   bool bisect = false;
   bool json = false;
-  int timeout_seconds = 30;
 };
 
 // An RPC failure other than NOT_FOUND: the comparison cannot go on.
@@ -62,24 +79,20 @@ struct Lookup {
   std::optional<tandem::v1::BlockRecord> record;
 };
 
+// One node, by name ("a" or "b"), over its connection.
 class NodeClient {
  public:
-  NodeClient(std::string name, const std::string& address, int timeout_seconds)
-      : name_(std::move(name)), address_(address), timeout_seconds_(timeout_seconds) {
-    grpc::ChannelArguments arguments;
-    arguments.SetMaxReceiveMessageSize(-1);
-    stub_ = tandem::v1::Indexer::NewStub(
-        grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), arguments));
-  }
+  NodeClient(std::string name, client::ConnectionOptions options)
+      : name_(std::move(name)), connection_(std::move(options)) {}
 
   const std::string& name() const { return name_; }
-  const std::string& address() const { return address_; }
+  const std::string& address() const { return connection_.options().address; }
 
   // The tip response, or the failure.
   bool GetTip(tandem::v1::GetTipResponse* response, std::optional<RpcFailure>* failure) {
-    grpc::ClientContext context;
-    SetDeadline(context);
-    grpc::Status status = stub_->GetTip(&context, tandem::v1::GetTipRequest(), response);
+    auto context = connection_.UnaryContext();
+    grpc::Status status =
+        connection_.indexer().GetTip(context.get(), tandem::v1::GetTipRequest(), response);
     if (status.ok()) return true;
     *failure = RpcFailure{name_, status};
     return false;
@@ -87,12 +100,11 @@ class NodeClient {
 
   // The record at `height`, nothing when NOT_FOUND; false (with the failure) on any other error.
   bool GetBlock(uint32_t height, Lookup* lookup, std::optional<RpcFailure>* failure) {
-    grpc::ClientContext context;
-    SetDeadline(context);
+    auto context = connection_.UnaryContext();
     tandem::v1::GetBlockRequest request;
     request.set_height(height);
     tandem::v1::GetBlockResponse response;
-    grpc::Status status = stub_->GetBlock(&context, request, &response);
+    grpc::Status status = connection_.indexer().GetBlock(context.get(), request, &response);
     if (status.ok()) {
       lookup->record = response.block();
       return true;
@@ -106,33 +118,11 @@ class NodeClient {
   }
 
  private:
-  void SetDeadline(grpc::ClientContext& context) const {
-    context.set_deadline(std::chrono::system_clock::now() +
-                         std::chrono::seconds(timeout_seconds_));
-  }
-
   std::string name_;
-  std::string address_;
-  int timeout_seconds_;
-  std::unique_ptr<tandem::v1::Indexer::Stub> stub_;
+  client::Connection connection_;
 };
 
 std::string Hex(const std::string& bytes) { return absl::BytesToHexString(bytes); }
-
-std::string JsonString(absl::string_view text) {
-  std::string out = "\"";
-  for (unsigned char c : text) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += static_cast<char>(c);
-    } else if (c < 0x20) {
-      out += absl::StrCat("\\u00", absl::BytesToHexString(std::string(1, static_cast<char>(c))));
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  return out + "\"";
-}
 
 bool SameRoot(const Lookup& a, const Lookup& b) {
   if (!a.record.has_value() || !b.record.has_value()) {
@@ -147,15 +137,16 @@ std::string DescribeText(const Lookup& lookup) {
                       Hex(lookup.record->hash()));
 }
 
-std::string DescribeJson(const Lookup& lookup) {
-  if (!lookup.record.has_value()) return "{\"committed\":false}";
-  return absl::StrCat("{\"committed\":true,\"root\":\"", Hex(lookup.record->state_root()),
-                      "\",\"hash\":\"", Hex(lookup.record->hash()), "\"}");
+Json DescribeJson(const Lookup& lookup) {
+  if (!lookup.record.has_value()) return Json{{"committed", false}};
+  return Json{{"committed", true},
+              {"root", Hex(lookup.record->state_root())},
+              {"hash", Hex(lookup.record->hash())}};
 }
 
-std::string TipJson(const tandem::v1::GetTipResponse& tip) {
-  if (!tip.has_tip()) return "null";
-  return absl::StrCat(tip.tip().height());
+Json TipJson(const tandem::v1::GetTipResponse& tip) {
+  if (!tip.has_tip()) return nullptr;
+  return tip.tip().height();
 }
 
 std::string TipText(const tandem::v1::GetTipResponse& tip) {
@@ -164,77 +155,63 @@ std::string TipText(const tandem::v1::GetTipResponse& tip) {
 }
 
 int UsageError(absl::string_view message) {
-  std::cerr << "tandem-compare: " << message << "\n" << kUsage;
+  std::cerr << "tandem-compare: " << message << " (see --help)\n";
   return kExitUsage;
 }
 
-// Parses argv into options; returns an exit status on error or help, nothing to go on.
-std::optional<int> ParseArguments(int argc, char** argv, Options* options) {
-  for (int i = 1; i < argc; ++i) {
-    std::string arg = argv[i];
-    if (arg == "--help" || arg == "-h") {
-      std::cout << kUsage;
-      return kExitEqual;
-    }
-    if (arg == "--json") {
-      options->json = true;
-      continue;
-    }
-    if (arg == "--bisect") {
-      options->bisect = true;
-      continue;
-    }
-    std::string name = arg;
-    std::string value;
-    size_t equals = arg.find('=');
-    if (equals != std::string::npos) {
-      name = arg.substr(0, equals);
-      value = arg.substr(equals + 1);
-    } else if (absl::StartsWith(arg, "--")) {
-      if (i + 1 >= argc) return UsageError(absl::StrCat(arg, " needs a value"));
-      value = argv[++i];
-    }
-    if (name == "--a" || name == "--b") {
-      if (value.empty()) return UsageError(absl::StrCat(name, " must be HOST:PORT"));
-      (name == "--a" ? options->a : options->b) = value;
-    } else if (name == "--from" || name == "--to") {
-      uint32_t height = 0;
-      if (!absl::SimpleAtoi(value, &height)) {
-        return UsageError(absl::StrCat(name, " must be a height (0..4294967295), not '", value,
-                                       "'"));
-      }
-      (name == "--from" ? options->from : options->to) = height;
-    } else if (name == "--timeout") {
-      if (!absl::SimpleAtoi(value, &options->timeout_seconds) || options->timeout_seconds <= 0) {
-        return UsageError(absl::StrCat("--timeout must be a positive number of seconds, not '",
-                                       value, "'"));
-      }
-    } else {
-      return UsageError(absl::StrCat("unknown argument '", arg, "'"));
-    }
+// A height flag: unset (negative) or 0..kMaxHeight.
+std::optional<int> ReadHeightFlag(absl::string_view name, int64_t value,
+                                  std::optional<uint32_t>* height) {
+  if (value < 0) return std::nullopt;
+  if (value > kMaxHeight) {
+    return UsageError(absl::StrCat("--", name, " must be a height (0..4294967295)"));
   }
+  *height = static_cast<uint32_t>(value);
+  return std::nullopt;
+}
+
+// The options the parsed flags describe; an exit status when they are not usable.
+std::optional<int> OptionsFromFlags(const std::vector<char*>& positional, Options* options) {
+  if (positional.size() > 1) {
+    return UsageError(absl::StrCat("unexpected argument '", positional[1], "'"));
+  }
+  options->a = absl::GetFlag(FLAGS_a);
+  options->b = absl::GetFlag(FLAGS_b);
   if (options->a.empty() || options->b.empty()) return UsageError("--a and --b are required");
+  if (auto exit = ReadHeightFlag("from", absl::GetFlag(FLAGS_from), &options->from)) return exit;
+  if (auto exit = ReadHeightFlag("to", absl::GetFlag(FLAGS_to), &options->to)) return exit;
   if (options->from && options->to && *options->from > *options->to) {
     return UsageError("--from is above --to");
   }
+  if (absl::Status flags = client::ValidateConnectionFlags(); !flags.ok()) {
+    return UsageError(flags.message());
+  }
+  options->bisect = absl::GetFlag(FLAGS_bisect);
+  options->json = absl::GetFlag(FLAGS_json);
   return std::nullopt;
 }
 
 int RpcError(const Options& options, const RpcFailure& failure, const std::string& address) {
-  std::string message =
-      absl::StrCat("node ", failure.node, " (", address, "): ",
-                   failure.status.error_code(), " ", failure.status.error_message());
+  const std::string message = absl::StrCat("node ", failure.node, " (", address,
+                                           "): ", client::DescribeStatus(failure.status));
   if (options.json) {
-    std::cout << "{\"error\":" << JsonString(message) << "}\n";
+    std::cout << client::DumpJson(Json{{"error", message}}) << "\n";
   } else {
     std::cerr << "tandem-compare: " << message << "\n";
   }
   return kExitRpc;
 }
 
-int Run(const Options& options) {
-  NodeClient a("a", options.a, options.timeout_seconds);
-  NodeClient b("b", options.b, options.timeout_seconds);
+int Compare(const Options& options) {
+  absl::StatusOr<client::ConnectionOptions> a_options =
+      client::ConnectionOptionsFromFlags(options.a, absl::GetFlag(FLAGS_token));
+  absl::StatusOr<client::ConnectionOptions> b_options =
+      client::ConnectionOptionsFromFlags(options.b, absl::GetFlag(FLAGS_token));
+  if (!a_options.ok() || !b_options.ok()) {
+    return UsageError((a_options.ok() ? b_options : a_options).status().message());
+  }
+  NodeClient a("a", *std::move(a_options));
+  NodeClient b("b", *std::move(b_options));
   std::optional<RpcFailure> failure;
   auto fail = [&]() {
     return RpcError(options, *failure, failure->node == "a" ? a.address() : b.address());
@@ -306,14 +283,19 @@ int Run(const Options& options) {
   }
 
   if (options.json) {
-    std::string out = absl::StrCat("{\"equal\":", first_difference ? "false" : "true",
-                                   ",\"from\":", from, ",\"to\":", to, ",\"compared\":", compared,
-                                   ",\"tip_a\":", TipJson(tip_a), ",\"tip_b\":", TipJson(tip_b));
+    Json result;
+    result["equal"] = !first_difference.has_value();
+    result["from"] = from;
+    result["to"] = to;
+    result["compared"] = compared;
+    result["tip_a"] = TipJson(tip_a);
+    result["tip_b"] = TipJson(tip_b);
     if (first_difference) {
-      absl::StrAppend(&out, ",\"first_difference\":", *first_difference,
-                      ",\"a\":", DescribeJson(lookup_a), ",\"b\":", DescribeJson(lookup_b));
+      result["first_difference"] = *first_difference;
+      result["a"] = DescribeJson(lookup_a);
+      result["b"] = DescribeJson(lookup_b);
     }
-    std::cout << out << "}\n";
+    std::cout << client::DumpJson(result) << "\n";
   } else if (first_difference) {
     std::cout << "first difference at height " << *first_difference << "\n"
               << "  a " << options.a << ": " << DescribeText(lookup_a) << "\n"
@@ -322,17 +304,24 @@ int Run(const Options& options) {
     std::cout << "equal: no heights to compare (a " << TipText(tip_a) << ", b " << TipText(tip_b)
               << ")\n";
   } else {
-    std::cout << "equal: heights " << from << ".." << to << " (" << compared
-              << " compared; a " << TipText(tip_a) << ", b " << TipText(tip_b) << ")\n";
+    std::cout << "equal: heights " << from << ".." << to << " (" << compared << " compared; a "
+              << TipText(tip_a) << ", b " << TipText(tip_b) << ")\n";
   }
   return first_difference ? kExitDiffer : kExitEqual;
+}
+
+int Run(int argc, char** argv) {
+  util::CommandLineOptions command_line;
+  command_line.usage = kUsage;
+  command_line.help_flag_files = {"tools/compare/tandem_compare.cc", client::kConnectionFlagsFile};
+  command_line.usage_error_status = kExitUsage;
+  std::vector<char*> positional = util::ParseCommandLineOrExit(argc, argv, command_line);
+  Options options;
+  if (std::optional<int> exit = OptionsFromFlags(positional, &options)) return *exit;
+  return Compare(options);
 }
 
 }  // namespace
 }  // namespace tandem::tools
 
-int main(int argc, char** argv) {
-  tandem::tools::Options options;
-  if (std::optional<int> exit = tandem::tools::ParseArguments(argc, argv, &options)) return *exit;
-  return tandem::tools::Run(options);
-}
+int main(int argc, char** argv) { return tandem::tools::Run(argc, argv); }
