@@ -184,6 +184,13 @@ Metrics::Metrics(std::shared_ptr<prometheus::Registry> registry)
                               "Generation of the instance in each slot.")),
       memory_limit_bytes_(SingleGauge(*registry_, "tandem_instance_memory_limit_bytes",
                                       "The guest memory cap (--memory_limit).")),
+      warm_at_ratio_(GaugeFamily(*registry_, "tandem_warm_at_ratio",
+                                 "--warm_at: the fraction of the memory cap at which the "
+                                 "`threshold` policy starts warming the standby. Label policy: "
+                                 "--swap_policy (the fraction acts only under threshold).")),
+      swap_at_ratio_(GaugeFamily(*registry_, "tandem_swap_at_ratio",
+                                 "--swap_at: the fraction of the memory cap at which the "
+                                 "`threshold` policy swaps. Label policy: --swap_policy.")),
       standby_state_(SingleGauge(*registry_, "tandem_standby_state",
                                  "State of the standby slot: 0 empty, 1 warming, 2 ready, "
                                  "3 failed.")),
@@ -333,6 +340,16 @@ void Metrics::UpdateFromStatus(const proxy::PairStatus& status) {
   SetSlot(generation_, "standby", status.standby.present,
           static_cast<double>(status.standby.generation));
   memory_limit_bytes_.Set(static_cast<double>(status.memory_limit_bytes));
+  const std::string policy(proxy::SwapPolicyName(status.policy));
+  if (policy != policy_label_ && !policy_label_.empty()) {
+    // One series per family: the configuration in force, never a stale policy beside it.
+    const prometheus::Labels stale = {{"policy", policy_label_}};
+    warm_at_ratio_.Remove(&warm_at_ratio_.Add(stale));
+    swap_at_ratio_.Remove(&swap_at_ratio_.Add(stale));
+  }
+  policy_label_ = policy;
+  warm_at_ratio_.Add({{"policy", policy}}).Set(status.warm_at);
+  swap_at_ratio_.Add({{"policy", policy}}).Set(status.swap_at);
   standby_state_.Set(static_cast<double>(static_cast<int>(status.standby_state)));
   swap_due_.Set(status.swap_due ? 1 : 0);
   consecutive_warm_failures_.Set(status.consecutive_warm_failures);

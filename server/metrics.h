@@ -72,6 +72,8 @@ absl::string_view GrpcCodeLabel(int code);
 //   From UpdateFromStatus (at each scrape):
 //     tandem_instance_memory_bytes{slot}, tandem_instance_generation{slot} (slot = "active" or
 //     "standby"; a slot holding no instance has no series), tandem_instance_memory_limit_bytes,
+//     tandem_warm_at_ratio{policy}, tandem_swap_at_ratio{policy} (the configuration, so the
+//     dashboard draws its lines from the flags in force; policy = proxy::SwapPolicyName),
 //     tandem_standby_state (0 empty, 1 warming, 2 ready, 3 failed), tandem_swap_due (0/1),
 //     tandem_consecutive_warm_failures, tandem_tip_height (-1 while no block is committed),
 //     tandem_replay_log_calls, tandem_replay_log_bytes, tandem_historical_instances.
@@ -120,6 +122,8 @@ class Metrics final : public proxy::PairEventSink {
   prometheus::Family<prometheus::Gauge>& memory_bytes_;
   prometheus::Family<prometheus::Gauge>& generation_;
   prometheus::Gauge& memory_limit_bytes_;
+  prometheus::Family<prometheus::Gauge>& warm_at_ratio_;
+  prometheus::Family<prometheus::Gauge>& swap_at_ratio_;
   prometheus::Gauge& standby_state_;
   prometheus::Gauge& swap_due_;
   prometheus::Gauge& consecutive_warm_failures_;
@@ -163,8 +167,10 @@ class Metrics final : public proxy::PairEventSink {
       ABSL_GUARDED_BY(grpc_mu_);
 
   // Serializes the scrape-time updates, which add and remove series (the slot gauges, the
-  // live-data estimate) and must not interleave.
+  // configuration gauges, the live-data estimate) and must not interleave.
   util::Mutex update_mu_;
+  // The policy label of the configuration gauges' series; empty before the first update.
+  std::string policy_label_ ABSL_GUARDED_BY(update_mu_);
 };
 
 // Passes each of the pair's events to several sinks in order (the pair takes one sink; tandemd

@@ -28,6 +28,10 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import dashboard_lib  # noqa: E402
 
 TEST_DEADLINE_SECONDS = 200
+# Not the defaults (0.70, 0.90): the dashboard's memory lines must follow what tandemd runs with.
+WARM_AT = 0.55
+SWAP_AT = 0.8
+MEMORY_LIMIT_BYTES = 256 << 20
 START_TIMEOUT_SECONDS = 60
 
 
@@ -239,7 +243,8 @@ def run(args, tmp, processes):
         args.tandemd, f"--module={args.module}", f"--db={os.path.join(tmp, 'db')}",
         f"--listen=127.0.0.1:{public_port}", f"--admin_listen=127.0.0.1:{admin_port}",
         f"--metrics_listen=127.0.0.1:{metrics_port}", "--fsync=false",
-        "--swap_policy=block", "--memory_limit=256MiB",
+        "--swap_policy=block", f"--memory_limit={MEMORY_LIMIT_BYTES}",
+        f"--warm_at={WARM_AT}", f"--swap_at={SWAP_AT}",
     ], os.path.join(tmp, "tandemd.log"))
     tandemd_alive = lambda: processes.check_alive(tandemd)  # noqa: E731
     client = Client(pb, f"127.0.0.1:{public_port}", f"127.0.0.1:{admin_port}")
@@ -362,6 +367,25 @@ scrape_configs:
                     f"{result[0]['metric']} = {result[0]['value'][1]}")
             except TestFailure as error:
                 problems.append(f"panel {title!r} [{ref}] returned no data: {promql} ({error})")
+
+        # The memory panel's warm and swap lines sit at the configured fractions of the cap.
+        memory_panel = [p for p in dashboard_lib.panels(dashboard)
+                        if "memory per slot" in p.get("title", "").lower()]
+        lines = {t["legendFormat"]: t["expr"] for t in memory_panel[0]["targets"]
+                 if "warm at" in t.get("legendFormat", "") or "swap at" in t.get("legendFormat", "")}
+        for legend, fraction in (("warm at", WARM_AT), ("swap at", SWAP_AT)):
+            exprs = [e for name, e in lines.items() if legend in name]
+            if len(exprs) != 1:
+                problems.append(f"memory panel: expected one {legend!r} line, found {lines}")
+                continue
+            result = prometheus_query(prometheus_base, dashboard_lib.to_promql(exprs[0]))
+            want = fraction * MEMORY_LIMIT_BYTES
+            got = [float(r["value"][1]) for r in result]
+            if not got or any(abs(value - want) > 1 for value in got):
+                problems.append(f"memory panel {legend!r} line is {got}, expected {want}")
+            if any(r["metric"].get("policy") != "block" for r in result):
+                problems.append(f"memory panel {legend!r} line lacks policy=block: {result}")
+        log(f"memory lines at {WARM_AT} and {SWAP_AT} of the cap, as configured")
 
         if problems:
             raise TestFailure("\n  - ".join(["observability checks failed:"] + problems))

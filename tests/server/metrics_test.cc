@@ -272,6 +272,8 @@ TEST(LabelTest, CodeNames) {
 proxy::PairStatus SomeStatus() {
   proxy::PairStatus status;
   status.policy = proxy::SwapPolicy::kThreshold;
+  status.warm_at = 0.6;
+  status.swap_at = 0.85;
   status.memory_limit_bytes = 64ull << 20;
   status.tip = 7;
   status.active.present = true;
@@ -302,6 +304,8 @@ TEST_F(MetricsTest, StatusSetsTheGaugesAndAnEmptySlotHasNoSeries) {
   EXPECT_EQ(scrape.Value("tandem_replay_log_calls"), 3);
   EXPECT_EQ(scrape.Value("tandem_replay_log_bytes"), 1234);
   EXPECT_EQ(scrape.Value("tandem_historical_instances"), 1);
+  EXPECT_EQ(scrape.Value("tandem_warm_at_ratio{policy=\"threshold\"}"), 0.6);
+  EXPECT_EQ(scrape.Value("tandem_swap_at_ratio{policy=\"threshold\"}"), 0.85);
 
   status.standby.present = true;
   status.standby.generation = 6;
@@ -323,6 +327,20 @@ TEST_F(MetricsTest, StatusSetsTheGaugesAndAnEmptySlotHasNoSeries) {
   EXPECT_THAT(scrape.text, Not(HasSubstr("tandem_instance_generation{")));
   EXPECT_EQ(scrape.Value("tandem_standby_state"), 3);
   EXPECT_EQ(scrape.Value("tandem_tip_height"), -1);
+}
+
+TEST_F(MetricsTest, ConfigurationGaugesFollowThePolicyInForce) {
+  proxy::PairStatus status = SomeStatus();
+  metrics_.UpdateFromStatus(status);
+  status.policy = proxy::SwapPolicy::kBlock;
+  status.warm_at = 0.5;
+  status.swap_at = 0.75;
+  metrics_.UpdateFromStatus(status);
+  Scrape scrape = Serialize(*registry_);
+  EXPECT_EQ(scrape.Value("tandem_warm_at_ratio{policy=\"block\"}"), 0.5);
+  EXPECT_EQ(scrape.Value("tandem_swap_at_ratio{policy=\"block\"}"), 0.75);
+  EXPECT_FALSE(scrape.Has("tandem_warm_at_ratio{policy=\"threshold\"}"));
+  EXPECT_FALSE(scrape.Has("tandem_swap_at_ratio{policy=\"threshold\"}"));
 }
 
 TEST_F(MetricsTest, StoreGauges) {
