@@ -27,6 +27,6 @@ set_target_properties(v8::v8 PROPERTIES
   INTERFACE_SYSTEM_INCLUDE_DIRECTORIES "${V8_INCLUDE_DIR}"
   INTERFACE_INCLUDE_DIRECTORIES "${V8_INCLUDE_DIR}")
 get_filename_component(V8_LIBRARY_DIR "${V8_LIBRARY}" DIRECTORY)
-# Binaries find a project-local libnode through their rpath.
+# Binaries in the build tree find a project-local libnode through their rpath. Installed ones carry
+# none: they load Debian's libnode108, which the package depends on (packaging/).
 set(CMAKE_BUILD_RPATH "${V8_LIBRARY_DIR}")
-set(CMAKE_INSTALL_RPATH "${V8_LIBRARY_DIR}")

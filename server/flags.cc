@@ -1,13 +1,20 @@
 #include "server/flags.h"
 
+#include <filesystem>
 #include <string>
+#include <system_error>
 
 #include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
 #include "util/command_line.h"
 
-#ifndef TANDEM_DEFAULT_MODULE
-#define TANDEM_DEFAULT_MODULE "bitcoin_indexer.wasm"
+// Where the bundled example indexer lives: in the build tree, and relative to an installed tandemd
+// (<prefix>/bin/tandemd and <prefix>/share/tandem/guests/bitcoin_indexer.wasm).
+#ifndef TANDEM_BUILD_TREE_MODULE
+#define TANDEM_BUILD_TREE_MODULE "bitcoin_indexer.wasm"
+#endif
+#ifndef TANDEM_INSTALLED_GUEST_DIR
+#define TANDEM_INSTALLED_GUEST_DIR "share/tandem/guests"
 #endif
 
 namespace tandem::server {
@@ -45,10 +52,12 @@ std::string AbslUnparseFlag(SwapPolicyFlag flag) {
 using tandem::server::ByteSizeFlag;
 using tandem::server::SwapPolicyFlag;
 
-ABSL_FLAG(std::string, module, TANDEM_DEFAULT_MODULE,
+ABSL_FLAG(std::string, module, "",
           "The guest WebAssembly module to serve. It must export `memory` and `_start` and import "
           "only the host ABI from `env`; an invalid module stops tandemd with exit status 1 and a "
-          "message naming the offending import or export. Default: the bundled example indexer.");
+          "message naming the offending import or export. Default: the bundled example indexer "
+          "(<prefix>/share/tandem/guests/bitcoin_indexer.wasm beside an installed tandemd, else "
+          "the build tree's).");
 ABSL_FLAG(std::string, db, "./data/tandem-db",
           "Folder of the RocksDB database (blocks, versioned state, replay log). Created when "
           "missing; only one tandemd may open it at a time.");
@@ -113,6 +122,17 @@ ABSL_FLAG(bool, fsync, true,
 
 namespace tandem::server {
 
+std::string BundledModulePath() {
+  std::error_code error;
+  const std::filesystem::path executable = std::filesystem::read_symlink("/proc/self/exe", error);
+  if (!error) {
+    const std::filesystem::path installed = executable.parent_path().parent_path() /
+                                            TANDEM_INSTALLED_GUEST_DIR / "bitcoin_indexer.wasm";
+    if (std::filesystem::exists(installed, error)) return installed.string();
+  }
+  return TANDEM_BUILD_TREE_MODULE;
+}
+
 std::vector<char*> ParseFlagsOrExit(int argc, char** argv) {
   util::CommandLineOptions command_line;
   command_line.usage =
@@ -130,6 +150,7 @@ std::vector<char*> ParseFlagsOrExit(int argc, char** argv) {
 absl::StatusOr<ServerConfig> ServerConfigFromFlags() {
   ServerConfig config;
   config.module_path = absl::GetFlag(FLAGS_module);
+  if (config.module_path.empty()) config.module_path = BundledModulePath();
   config.db_path = absl::GetFlag(FLAGS_db);
   config.listen = absl::GetFlag(FLAGS_listen);
   config.admin_listen = absl::GetFlag(FLAGS_admin_listen);

@@ -2,6 +2,7 @@
 // promises, and the ServerConfig they describe. Only tandemd's main uses this file.
 #pragma once
 
+#include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -18,6 +19,10 @@ inline constexpr int kExitUsage = 2;    // A flag is unknown, malformed or out o
 // flag or a value that does not parse, and with kExitOk after --help / --helpfull / --version.
 // Returns the positional arguments (argv[0] first).
 std::vector<char*> ParseFlagsOrExit(int argc, char** argv);
+
+// The bundled example indexer: <prefix>/share/tandem/guests/bitcoin_indexer.wasm when tandemd runs
+// from <prefix>/bin and that file exists (an installed tandemd), else the build tree's copy.
+std::string BundledModulePath();
 
 // The configuration the parsed flags describe, validated: INVALID_ARGUMENT naming the flag when a
 // value is out of range or contradicts another (see ValidateConfig).
