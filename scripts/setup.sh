@@ -43,6 +43,19 @@ if [ "${#missing[@]}" -gt 0 ]; then
     "${missing[@]}" >/dev/null
 fi
 
+# node and npm, for the AssemblyScript guest's compiler (guests/assemblyscript). Debian's when the
+# machine has neither; a machine's own nodejs is never replaced, and one without npm only loses
+# that guest (CMake says so).
+if ! command -v node >/dev/null 2>&1 && ! command -v npm >/dev/null 2>&1; then
+  echo "setup: installing nodejs npm (for the AssemblyScript guest)"
+  apt_update_once
+  sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+    nodejs npm >/dev/null
+elif ! command -v npm >/dev/null 2>&1; then
+  echo "setup: node is installed without npm: the AssemblyScript guest will not be built" \
+       "(install npm for that node; setup never replaces a machine's nodejs)"
+fi
+
 # V8. Prefer the system's libnode when it is installed; otherwise keep a private copy.
 if [ -f /usr/include/node/v8.h ] && [ -e /usr/lib/x86_64-linux-gnu/libnode.so.108 ]; then
   exit 0

@@ -1,7 +1,11 @@
-// The example Bitcoin indexer on real blocks: its views must give the fixtures' independently
-// computed figures. Each block runs on a fresh instance over the writes of the blocks before it.
+// The example Bitcoin indexers on real blocks, the C one and (when node and npm built it) its
+// AssemblyScript twin: their views must give the fixtures' independently computed figures, and
+// both must write the same keys and values for every block. Each block runs on a fresh instance
+// over the writes of the blocks before it.
 #include <algorithm>
+#include <map>
 
+#include "absl/strings/ascii.h"
 #include "engine/instance.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -25,10 +29,19 @@ std::string Reversed(std::string bytes) {
   return bytes;
 }
 
-class BitcoinIndexerTest : public ::testing::Test {
+// The guests under test, by file name (guests/README.md).
+std::vector<std::string> Indexers() {
+  std::vector<std::string> guests = {"bitcoin_indexer"};
+#ifdef TANDEM_HAVE_ASSEMBLYSCRIPT_GUEST
+  guests.push_back("bitcoin_indexer_as");
+#endif
+  return guests;
+}
+
+class BitcoinIndexerTest : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
-    module_ = testing::LoadGuestOrDie("bitcoin_indexer");
+    module_ = testing::LoadGuestOrDie(GetParam());
     ASSERT_NE(module_, nullptr);
     blocks_ = LoadFixtureBlocks();
     ASSERT_EQ(blocks_.size(), 20u);
@@ -63,7 +76,7 @@ class BitcoinIndexerTest : public ::testing::Test {
   MemoryStateReader state_;
 };
 
-TEST_F(BitcoinIndexerTest, BlockSummariesMatchTheFixtures) {
+TEST_P(BitcoinIndexerTest, BlockSummariesMatchTheFixtures) {
   IndexAll();
   const uint32_t tip = static_cast<uint32_t>(blocks_.size());
   for (size_t i = 0; i < blocks_.size(); ++i) {
@@ -78,7 +91,7 @@ TEST_F(BitcoinIndexerTest, BlockSummariesMatchTheFixtures) {
   }
 }
 
-TEST_F(BitcoinIndexerTest, ViewsSeeOnlyTheirHeight) {
+TEST_P(BitcoinIndexerTest, ViewsSeeOnlyTheirHeight) {
   IndexAll();
   // Before block 5 was indexed, its summary does not exist.
   EXPECT_EQ(View("block_summary", 4, U32Le(5)), "");
@@ -87,7 +100,7 @@ TEST_F(BitcoinIndexerTest, ViewsSeeOnlyTheirHeight) {
   EXPECT_EQ(View("block_summary", 5, ""), View("block_summary", 5, U32Le(5)));
 }
 
-TEST_F(BitcoinIndexerTest, CoinbaseOutpointAndScriptTotalsOfSingleTransactionBlocks) {
+TEST_P(BitcoinIndexerTest, CoinbaseOutpointAndScriptTotalsOfSingleTransactionBlocks) {
   IndexAll();
   const uint32_t tip = static_cast<uint32_t>(blocks_.size());
   int checked = 0;
@@ -110,7 +123,7 @@ TEST_F(BitcoinIndexerTest, CoinbaseOutpointAndScriptTotalsOfSingleTransactionBlo
   EXPECT_GT(checked, 0);
 }
 
-TEST_F(BitcoinIndexerTest, MalformedBlockAbortsWithItsCause) {
+TEST_P(BitcoinIndexerTest, MalformedBlockAbortsWithItsCause) {
   auto instance = Instance::Create(*module_, {});
   ASSERT_TRUE(instance.ok());
   std::string truncated = blocks_[0].bytes.substr(0, 100);
@@ -118,6 +131,70 @@ TEST_F(BitcoinIndexerTest, MalformedBlockAbortsWithItsCause) {
   EXPECT_EQ(status.code(), absl::StatusCode::kAborted) << status;
   EXPECT_THAT(std::string(status.message()), ::testing::HasSubstr("malformed block"));
 }
+
+INSTANTIATE_TEST_SUITE_P(Guests, BitcoinIndexerTest, ::testing::ValuesIn(Indexers()),
+                         [](const auto& info) { return info.param; });
+
+#ifdef TANDEM_HAVE_ASSEMBLYSCRIPT_GUEST
+// "malformed block: <what> at byte <N>" out of an abort message, or "" when there is none.
+std::string MalformedCause(absl::string_view message) {
+  const size_t start = message.find("malformed block: ");
+  const size_t at_byte = message.find(" at byte ", start);
+  if (start == absl::string_view::npos || at_byte == absl::string_view::npos) return "";
+  size_t end = at_byte + 9;
+  while (end < message.size() && absl::ascii_isdigit(message[end])) ++end;
+  return std::string(message.substr(start, end - start));
+}
+
+// Block by block over the same committed state, the AssemblyScript indexer writes exactly what
+// the C one writes (so both nodes' state roots agree), and refuses a malformed block alike.
+TEST(BitcoinIndexersTest, AssemblyScriptWritesWhatCWrites) {
+  auto c = testing::LoadGuestOrDie("bitcoin_indexer");
+  auto as = testing::LoadGuestOrDie("bitcoin_indexer_as");
+  ASSERT_NE(c, nullptr);
+  ASSERT_NE(as, nullptr);
+  std::vector<FixtureBlock> blocks = LoadFixtureBlocks();
+  MemoryStateReader state;
+  size_t writes = 0;
+  for (size_t i = 0; i < blocks.size(); ++i) {
+    SCOPED_TRACE(absl::StrCat(blocks[i].network, " block ", blocks[i].height));
+    const uint32_t height = static_cast<uint32_t>(i + 1);
+    auto c_instance = Instance::Create(*c, {});
+    auto as_instance = Instance::Create(*as, {});
+    ASSERT_TRUE(c_instance.ok() && as_instance.ok());
+    auto c_result = (*c_instance)->RunBlock(height, blocks[i].bytes, state, kDeadline);
+    auto as_result = (*as_instance)->RunBlock(height, blocks[i].bytes, state, kDeadline);
+    ASSERT_TRUE(c_result.ok()) << c_result.status();
+    ASSERT_TRUE(as_result.ok()) << as_result.status();
+    std::map<std::string, std::string> c_writes(c_result->writes.begin(), c_result->writes.end());
+    std::map<std::string, std::string> as_writes(as_result->writes.begin(),
+                                                 as_result->writes.end());
+    ASSERT_EQ(as_writes.size(), c_writes.size());
+    for (const auto& [key, value] : c_writes) {
+      auto found = as_writes.find(key);
+      ASSERT_NE(found, as_writes.end()) << "AssemblyScript lacks " << absl::BytesToHexString(key);
+      ASSERT_EQ(absl::BytesToHexString(found->second), absl::BytesToHexString(value))
+          << absl::BytesToHexString(key);
+    }
+    writes += c_writes.size();
+    for (const auto& [key, value] : c_writes) state.Put(height, key, value);
+  }
+  EXPECT_GT(writes, 1000u);
+
+  for (size_t cut : {size_t{0}, size_t{50}, size_t{100}, blocks[2].bytes.size() - 1}) {
+    SCOPED_TRACE(cut);
+    std::string truncated = blocks[2].bytes.substr(0, cut);
+    auto c_status = (*Instance::Create(*c, {}))->RunBlock(1, truncated, state, kDeadline).status();
+    auto as_status =
+        (*Instance::Create(*as, {}))->RunBlock(1, truncated, state, kDeadline).status();
+    EXPECT_EQ(c_status.code(), absl::StatusCode::kAborted);
+    EXPECT_EQ(as_status.code(), absl::StatusCode::kAborted);
+    // The same cause at the same byte; only the source file named after it differs.
+    EXPECT_EQ(MalformedCause(as_status.message()), MalformedCause(c_status.message()));
+    EXPECT_THAT(MalformedCause(c_status.message()), ::testing::StartsWith("malformed block: "));
+  }
+}
+#endif  // TANDEM_HAVE_ASSEMBLYSCRIPT_GUEST
 
 }  // namespace
 }  // namespace tandem::engine
