@@ -17,6 +17,7 @@
 #include "absl/time/time.h"
 #include "engine/module.h"
 #include "engine/platform.h"
+#include "engine/worker_pool.h"
 
 namespace tandem::bench {
 
@@ -55,12 +56,28 @@ inline const engine::Module& GuestModule(absl::string_view name) {
   return *modules->back().second;
 }
 
+// The worker pool every in-process engine benchmark shares (benchmark-only: the product hands a
+// pool to whoever needs one).
+inline engine::WorkerPool& BenchWorkers() {
+  static auto* pool = new engine::WorkerPool(engine::WorkerPoolOptions{});
+  return *pool;
+}
+
+// A field of /proc/self/status in KiB ("VmRSS:", "VmSize:"); -1 when absent.
+inline long ProcStatusKiB(const std::string& field) {
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind(field, 0) == 0) return std::stol(line.substr(field.size()));
+  }
+  return -1;
+}
+
 // A temporary directory, removed afterwards.
 class ScratchDir {
  public:
   ScratchDir() {
-    std::string pattern =
-        (std::filesystem::temp_directory_path() / "tandem-bench-XXXXXX").string();
+    std::string pattern = (std::filesystem::temp_directory_path() / "tandem-bench-XXXXXX").string();
     if (mkdtemp(pattern.data()) == nullptr) std::abort();
     path_ = pattern;
   }

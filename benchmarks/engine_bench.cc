@@ -1,5 +1,6 @@
 // What the engine's steps cost: a new isolate, sharing compiled code with it, instantiating, a
-// whole warm-up (Instance::Create plus replayed init calls), and host calls (__get, __flush).
+// whole warm-up (Instance::Create plus replayed init calls) on a new or a reused worker, memory
+// over thousands of generations in one worker, and host calls (__get, __flush).
 // It must never time set-up or tear-down: every figure is manual time around the step alone.
 //
 // Run: engine_bench [--benchmark_format=json] [--benchmark_out=FILE]. Times are per iteration;
@@ -74,7 +75,8 @@ v8::Local<v8::Object> StubImports(v8::Isolate* isolate, v8::Local<v8::Context> c
   for (const char* name :
        {"__host_len", "__load_input", "__get_len", "__get", "__flush", "__log", "abort"}) {
     v8::Local<v8::Function> stub =
-        v8::Function::New(context, [](const v8::FunctionCallbackInfo<v8::Value>&) {}).ToLocalChecked();
+        v8::Function::New(context, [](const v8::FunctionCallbackInfo<v8::Value>&) {
+        }).ToLocalChecked();
     env->Set(context, Name(isolate, name), stub).Check();
   }
   v8::Local<v8::Object> imports = v8::Object::New(isolate);
@@ -108,9 +110,15 @@ void BM_FromCompiledModule(benchmark::State& state) {
     state.SetIterationTime(Seconds(start, Clock::now()));
     if (object.IsEmpty()) return state.SkipWithError("FromCompiledModule failed");
   }
-  state.SetLabel(absl::StrCat(GuestByIndex(state.range(0)), ", ", module.wire_bytes_size(), " bytes"));
+  state.SetLabel(
+      absl::StrCat(GuestByIndex(state.range(0)), ", ", module.wire_bytes_size(), " bytes"));
 }
-BENCHMARK(BM_FromCompiledModule)->ArgName("large")->Arg(0)->Arg(1)->UseManualTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_FromCompiledModule)
+    ->ArgName("large")
+    ->Arg(0)
+    ->Arg(1)
+    ->UseManualTime()
+    ->Unit(benchmark::kMicrosecond);
 
 // `new WebAssembly.Instance(module, imports)` alone, in an existing isolate and context, with
 // the module object already shared into it.
@@ -121,8 +129,10 @@ void BM_InstantiateAlone(benchmark::State& state) {
   v8::HandleScope outer(isolate);
   v8::Local<v8::Context> context = bench.context();
   v8::Context::Scope context_scope(context);
-  v8::Local<v8::Object> web_assembly =
-      context->Global()->Get(context, Name(isolate, "WebAssembly")).ToLocalChecked().As<v8::Object>();
+  v8::Local<v8::Object> web_assembly = context->Global()
+                                           ->Get(context, Name(isolate, "WebAssembly"))
+                                           .ToLocalChecked()
+                                           .As<v8::Object>();
   v8::Local<v8::Function> constructor =
       web_assembly->Get(context, Name(isolate, "Instance")).ToLocalChecked().As<v8::Function>();
   v8::Local<v8::Object> imports = StubImports(isolate, context);
@@ -144,47 +154,114 @@ void BM_InstantiateAlone(benchmark::State& state) {
   }
   state.SetLabel(std::string(GuestByIndex(state.range(0))));
 }
-BENCHMARK(BM_InstantiateAlone)->ArgName("large")->Arg(0)->Arg(1)->UseManualTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_InstantiateAlone)
+    ->ArgName("large")
+    ->Arg(0)
+    ->Arg(1)
+    ->UseManualTime()
+    ->Unit(benchmark::kMicrosecond);
 
 // ---------------------------------------------------------------------------------------------
 // The engine: a whole warm-up, as the pair's warmer does it.
 
-// Instance::Create (thread, isolate, context, FromCompiledModule, instantiate, `_initialize`) and
-// then `init_calls` replayed init calls (init_config with a 256-byte payload), i.e. engine-level
-// warm-up with a replay log of that length. Destruction is not timed (the reaper does it off the
-// hot path).
+// Answers every key with nothing.
+class EmptyReaderForGenerations : public engine::StateReader {
+ public:
+  absl::StatusOr<std::optional<std::string>> Get(absl::string_view, uint32_t) const override {
+    return std::nullopt;
+  }
+};
+
+// Instance::Create and then `init_calls` replayed init calls (init_config with a 256-byte payload,
+// in one job, as the pair's factory replays them), i.e. an engine-level warm-up with a replay log
+// of that length. reused = 1: the worker comes back to the pool between iterations (what the pair
+// does); reused = 0: every iteration starts a new worker (thread, isolate, context), as every
+// warm-up did before workers were reused. With one worker, retiring the previous instance (its
+// memory returned; a collection every 8th time) runs before the next instantiation and is part of
+// the time; the pair's idle workers usually finish it before they are asked again.
 void BM_Warm(benchmark::State& state) {
   const absl::string_view guest = GuestByIndex(state.range(0));
   const int init_calls = static_cast<int>(state.range(1));
+  const bool reused = state.range(2) != 0;
   const engine::Module& module = GuestModule(guest);
-  const std::string payload(256, 'c');
+  std::vector<engine::InitCall> calls(init_calls, {"init_config", std::string(256, 'c')});
+  engine::WorkerPoolOptions pool_options;
+  pool_options.max_idle_workers = reused ? 1 : 0;
+  engine::WorkerPool workers(pool_options);
   std::vector<double> create_us;
   for (auto _ : state) {
     auto start = Clock::now();
     absl::StatusOr<std::unique_ptr<engine::Instance>> instance =
-        engine::Instance::Create(module, engine::InstanceOptions{});
+        engine::Instance::Create(workers, module, engine::InstanceOptions{});
     auto created = Clock::now();
     if (!instance.ok()) return state.SkipWithError(instance.status().ToString().c_str());
-    for (int i = 0; i < init_calls; ++i) {
-      absl::StatusOr<engine::CallResult> result =
-          (*instance)->RunInit("init_config", payload, absl::Seconds(60));
-      if (!result.ok()) return state.SkipWithError(result.status().ToString().c_str());
+    if (!calls.empty()) {
+      absl::StatusOr<std::vector<std::string>> answers =
+          (*instance)->ReplayInits(calls, absl::Seconds(60));
+      if (!answers.ok()) return state.SkipWithError(answers.status().ToString().c_str());
     }
     state.SetIterationTime(Seconds(start, Clock::now()));
     create_us.push_back(Seconds(start, created) * 1e6);
     instance->reset();
   }
   state.counters["create_p50_us"] = Quantile(create_us, 0.5);
-  state.SetLabel(absl::StrCat(guest, ", ", init_calls, " init calls"));
+  state.SetLabel(absl::StrCat(guest, ", ", init_calls, " init calls, ",
+                              reused ? "reused worker" : "new worker"));
 }
 BENCHMARK(BM_Warm)
-    ->ArgNames({"large", "init_calls"})
-    ->Args({0, 0})
-    ->Args({1, 0})
-    ->Args({1, 10})
-    ->Args({1, 100})
+    ->ArgNames({"large", "init_calls", "reused"})
+    ->Args({0, 0, 0})
+    ->Args({0, 0, 1})
+    ->Args({1, 0, 0})
+    ->Args({1, 0, 1})
+    ->Args({1, 10, 1})
+    ->Args({1, 100, 1})
     ->UseManualTime()
     ->Unit(benchmark::kMicrosecond);
+
+// 10,000 generations in one worker, as `block` makes them: create an instance, run one block of
+// the leaky guest (it leaks 1 MiB, touching every page), retire it. Reports RSS and address space
+// (VmSize) after the first 1,000 and after all generations: retired instances give their memory
+// back at retirement (pages) and at the next collection (reservations), so neither grows.
+void BM_Generations(benchmark::State& state) {
+  const engine::Module& module = GuestModule("leaky");
+  constexpr int kGenerations = 10'000;
+  engine::WorkerPoolOptions pool_options;
+  pool_options.max_idle_workers = 1;
+  engine::WorkerPool workers(pool_options);
+  EmptyReaderForGenerations reader;
+  std::vector<double> generation_us;
+  long rss_after_1000 = 0;
+  long vm_after_1000 = 0;
+  for (auto _ : state) {
+    for (int generation = 1; generation <= kGenerations; ++generation) {
+      auto start = Clock::now();
+      absl::StatusOr<std::unique_ptr<engine::Instance>> instance =
+          engine::Instance::Create(workers, module, engine::InstanceOptions{});
+      if (!instance.ok()) return state.SkipWithError(instance.status().ToString().c_str());
+      absl::StatusOr<engine::BlockResult> block =
+          (*instance)->RunBlock(1, std::string("\x00\x04\x00\x00", 4), reader, absl::Seconds(60));
+      if (!block.ok()) return state.SkipWithError(block.status().ToString().c_str());
+      instance->reset();
+      generation_us.push_back(Seconds(start, Clock::now()) * 1e6);
+      if (generation == 1'000) {
+        rss_after_1000 = ProcStatusKiB("VmRSS:");
+        vm_after_1000 = ProcStatusKiB("VmSize:");
+      }
+    }
+  }
+  const engine::WorkerPoolStats stats = workers.Stats();
+  state.counters["generations"] = kGenerations;
+  state.counters["workers_started"] = static_cast<double>(stats.started);
+  state.counters["generation_p50_us"] = Quantile(generation_us, 0.5);
+  state.counters["generation_p99_us"] = Quantile(generation_us, 0.99);
+  state.counters["rss_after_1000_mib"] = rss_after_1000 / 1024.0;
+  state.counters["rss_after_all_mib"] = ProcStatusKiB("VmRSS:") / 1024.0;
+  state.counters["vmsize_after_1000_gib"] = vm_after_1000 / 1048576.0;
+  state.counters["vmsize_after_all_gib"] = ProcStatusKiB("VmSize:") / 1048576.0;
+  state.SetLabel("leaky guest, 1 MiB per generation, one worker");
+}
+BENCHMARK(BM_Generations)->Iterations(1)->Unit(benchmark::kMillisecond);
 
 // ---------------------------------------------------------------------------------------------
 // The first block on a fresh instance against a later one: what `block` pays per block beyond the
@@ -212,26 +289,30 @@ void BM_BlockOnInstance(benchmark::State& state) {
   auto fresh = [&]() -> absl::Status {
     instance.reset();
     absl::StatusOr<std::unique_ptr<engine::Instance>> created =
-        engine::Instance::Create(module, engine::InstanceOptions{});
+        engine::Instance::Create(BenchWorkers(), module, engine::InstanceOptions{});
     if (!created.ok()) return created.status();
     instance = *std::move(created);
     return absl::OkStatus();
   };
-  if (absl::Status status = fresh(); !status.ok()) return state.SkipWithError(status.ToString().c_str());
+  if (absl::Status status = fresh(); !status.ok())
+    return state.SkipWithError(status.ToString().c_str());
   if (!first && !instance->RunBlock(20, block, reader, absl::Seconds(60)).ok()) {
     return state.SkipWithError("block failed");
   }
   for (auto _ : state) {
     if (first) {
-      if (absl::Status status = fresh(); !status.ok()) return state.SkipWithError(status.ToString().c_str());
+      if (absl::Status status = fresh(); !status.ok())
+        return state.SkipWithError(status.ToString().c_str());
     }
     auto start = Clock::now();
-    absl::StatusOr<engine::BlockResult> result = instance->RunBlock(20, block, reader, absl::Seconds(60));
+    absl::StatusOr<engine::BlockResult> result =
+        instance->RunBlock(20, block, reader, absl::Seconds(60));
     state.SetIterationTime(Seconds(start, Clock::now()));
     if (!result.ok()) return state.SkipWithError(result.status().ToString().c_str());
   }
-  state.SetLabel(absl::StrCat(guest, first ? ", first block of a fresh instance" : ", a later block",
-                              ", ", block.size(), "-byte block"));
+  state.SetLabel(absl::StrCat(guest,
+                              first ? ", first block of a fresh instance" : ", a later block", ", ",
+                              block.size(), "-byte block"));
 }
 BENCHMARK(BM_BlockOnInstance)
     ->ArgNames({"large", "first"})
@@ -287,7 +368,8 @@ void BM_HostGet(benchmark::State& state) {
   if (real_store) {
     store::BlockStoreOptions options;
     options.sync = false;
-    absl::StatusOr<std::unique_ptr<store::BlockStore>> opened = store::BlockStore::Open(dir.path(), options);
+    absl::StatusOr<std::unique_ptr<store::BlockStore>> opened =
+        store::BlockStore::Open(dir.path(), options);
     if (!opened.ok()) return state.SkipWithError(opened.status().ToString().c_str());
     store = *std::move(opened);
     store::BlockCommit commit;
@@ -302,7 +384,7 @@ void BM_HostGet(benchmark::State& state) {
   const engine::StateReader& reader =
       real_store ? static_cast<const engine::StateReader&>(*store_reader) : fixed;
   absl::StatusOr<std::unique_ptr<engine::Instance>> instance =
-      engine::Instance::Create(module, engine::InstanceOptions{});
+      engine::Instance::Create(BenchWorkers(), module, engine::InstanceOptions{});
   if (!instance.ok()) return state.SkipWithError(instance.status().ToString().c_str());
   auto run = [&](uint32_t run_mode) {
     absl::StatusOr<engine::CallResult> result = (*instance)->RunView(
@@ -353,7 +435,7 @@ void BM_HostFlush(benchmark::State& state) {
     }
   }
   absl::StatusOr<std::unique_ptr<engine::Instance>> instance =
-      engine::Instance::Create(module, engine::InstanceOptions{});
+      engine::Instance::Create(BenchWorkers(), module, engine::InstanceOptions{});
   if (!instance.ok()) return state.SkipWithError(instance.status().ToString().c_str());
   auto run = [&](uint32_t mode) {
     absl::StatusOr<engine::BlockResult> result =
@@ -375,7 +457,13 @@ void BM_HostFlush(benchmark::State& state) {
   state.counters["pairs"] = benchmark::Counter(static_cast<double>(state.iterations()) * pairs,
                                                benchmark::Counter::kIsRate);
 }
-BENCHMARK(BM_HostFlush)->ArgName("pairs")->Arg(100)->Arg(1'000)->Arg(10'000)->UseManualTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_HostFlush)
+    ->ArgName("pairs")
+    ->Arg(100)
+    ->Arg(1'000)
+    ->Arg(10'000)
+    ->UseManualTime()
+    ->Unit(benchmark::kMicrosecond);
 
 }  // namespace
 }  // namespace tandem::bench

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <vector>
 
 #include "absl/strings/string_view.h"
 
@@ -32,6 +33,23 @@ struct BlockResult {
 struct CallResult {
   std::string answer;
   MemoryReadout memory;
+};
+
+// What a job on a worker hands back to the caller that waits for it.
+struct JobOutput {
+  BlockWrites writes;                // A block's final writes.
+  std::string answer;                // A view's or init call's answer.
+  std::vector<std::string> answers;  // Replayed init calls' answers, in order.
+  MemoryReadout memory;              // The hosted guest's memory after the job.
+};
+
+// Limits fixed for the life of a worker's isolate.
+struct RuntimeLimits {
+  // The isolate's JavaScript heap limit (guests live in linear memory, not on this heap).
+  size_t heap_limit_bytes = 256ull << 20;
+  // A full garbage collection runs after this many retired instances, returning their linear
+  // memories' address-space reservations (10 GiB each with V8's guard regions).
+  int retirements_per_collection = 8;
 };
 
 // Receives the guests' `__log` lines. Implemented above the engine (the server's log).

@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "engine/guest_memory.h"
 #include "engine/key_value_flush.h"
+#include "util/failure_cause.h"
 
 namespace tandem::engine {
 namespace {
@@ -93,6 +94,12 @@ absl::string_view HostAbi::MemoryBytes(v8::Isolate* isolate) const {
 }
 
 void HostAbi::FailCall(v8::Isolate* isolate, absl::Status cause) {
+  if (util::CauseOf(cause) == util::FailureCause::kUnknown) {
+    // ABORTED from a host function is the guest breaking the ABI; anything else is the host's.
+    cause = util::WithCause(std::move(cause), cause.code() == absl::StatusCode::kAborted
+                                                  ? util::FailureCause::kGuestAbi
+                                                  : util::FailureCause::kHostError);
+  }
   if (call_ != nullptr && call_->failure.ok()) call_->failure = std::move(cause);
   // The guest cannot catch this (tandem runs without the exception-handling proposal): it unwinds
   // the whole call, and the instance reports `failure`.
@@ -264,10 +271,12 @@ void HostAbi::Abort(const v8::FunctionCallbackInfo<v8::Value>& info) {
   absl::string_view memory = self->MemoryBytes(isolate);
   std::string message = DecodeGuestString(memory, ArgU32(info, 0));
   std::string file = DecodeGuestString(memory, ArgU32(info, 1));
-  self->FailCall(isolate, absl::AbortedError(absl::StrCat(
-                              "guest aborted: ", message.empty() ? "(no message)" : message, " at ",
-                              file.empty() ? "(unknown file)" : file, ":", ArgU32(info, 2), ":",
-                              ArgU32(info, 3))));
+  self->FailCall(
+      isolate,
+      util::CausedError(absl::StatusCode::kAborted, util::FailureCause::kGuestAbort,
+                        absl::StrCat("guest aborted: ", message.empty() ? "(no message)" : message,
+                                     " at ", file.empty() ? "(unknown file)" : file, ":",
+                                     ArgU32(info, 2), ":", ArgU32(info, 3))));
 }
 
 }  // namespace tandem::engine

@@ -63,7 +63,8 @@ class HostAbi {
   HostAbi& operator=(const HostAbi&) = delete;
 
   // Builds the `env` object whose functions call back into this HostAbi.
-  // REQUIRES: `context` is entered; this HostAbi outlives the context.
+  // REQUIRES: `context` is entered; this HostAbi outlives every call into the guest that imports
+  // the object (the functions keep a raw pointer to it).
   v8::Local<v8::Object> MakeImportObject(v8::Isolate* isolate, v8::Local<v8::Context> context);
 
   void AttachMemory(v8::Isolate* isolate, v8::Local<v8::WasmMemoryObject> memory);

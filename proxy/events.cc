@@ -91,4 +91,26 @@ absl::string_view PairEventKindName(PairEvent::Kind kind) {
   return "unknown";
 }
 
+absl::string_view CallKindName(CallKind kind) {
+  switch (kind) {
+    case CallKind::kNone:
+      return "none";
+    case CallKind::kBlock:
+      return "block";
+    case CallKind::kView:
+      return "view";
+    case CallKind::kInit:
+      return "init";
+    case CallKind::kWarm:
+      return "warm";
+  }
+  return "none";
+}
+
+void DescribeFailure(const absl::Status& status, PairEvent& event) {
+  event.code = status.code();
+  event.failure = util::CauseOf(status);
+  event.cause = status.ToString(absl::StatusToStringMode::kWithNoExtraData);
+}
+
 }  // namespace tandem::proxy

@@ -5,8 +5,10 @@
 #include <cstdint>
 #include <string>
 
+#include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "util/failure_cause.h"
 
 namespace tandem::proxy {
 
@@ -20,6 +22,11 @@ bool ParseSwapPolicy(absl::string_view name, SwapPolicy* policy);
 enum class StandbyState { kEmpty = 0, kWarming = 1, kReady = 2, kFailed = 3 };
 absl::string_view StandbyStateName(StandbyState state);
 
+// The kind of call that failed an instance.
+enum class CallKind { kNone, kBlock, kView, kInit, kWarm };
+// "none", "block", "view", "init", "warm".
+absl::string_view CallKindName(CallKind kind);
+
 // Why the active instance changed.
 enum class SwapReason { kBlock, kThreshold, kManual, kFailure, kStartup, kRollback, kSync };
 // "block", "threshold", "manual", "failure", "startup", "rollback", "sync".
@@ -31,11 +38,12 @@ struct PairEvent {
     kWarmReady,         // generation, duration: how long the warm took.
     kWarmFailed,        // generation, cause; the warm is retried after `retry_in`.
     kSwap,              // generation: the new active; previous_generation; reason; pause.
-    kInstanceFailed,    // generation, cause: a call failed the instance; it is replaced.
+    kInstanceFailed,    // generation, call, failure: a call failed the instance; it is replaced.
+                        // Once per instance, however many calls notice the failure.
     kStandbyDiscarded,  // generation, cause: a standby made stale (init call, rollback).
     kSwapDelayed,       // a swap is due but no standby is READY (cause says why).
     kBlockCommitted,    // height, duration.
-    kBlockFailed,       // height, cause.
+    kBlockFailed,       // height, code, failure, cause.
     kRolledBack,        // height: the new tip.
     kInitCall,          // cause: the export called; replay log size after it.
   };
@@ -50,8 +58,16 @@ struct PairEvent {
   absl::Duration pause;
   absl::Duration duration;
   absl::Duration retry_in;
+  // What failed, typed: the status code the caller saw, the cause, and the kind of call.
+  absl::StatusCode code = absl::StatusCode::kOk;
+  util::FailureCause failure = util::FailureCause::kUnknown;
+  CallKind call = CallKind::kNone;
+  // For people: the failure's message, or what the event is about.
   std::string cause;
 };
+
+// Fills `event`'s code, failure and cause from `status`.
+void DescribeFailure(const absl::Status& status, PairEvent& event);
 
 absl::string_view PairEventKindName(PairEvent::Kind kind);
 

@@ -10,6 +10,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/engine/test_support.h"
+#include "util/failure_cause.h"
 
 namespace tandem::engine {
 namespace {
@@ -24,7 +25,8 @@ using testing::U32Le;
 constexpr absl::Duration kDeadline = absl::Seconds(30);
 
 std::unique_ptr<Instance> NewInstance(const Module& module) {
-  absl::StatusOr<std::unique_ptr<Instance>> instance = Instance::Create(module, {});
+  absl::StatusOr<std::unique_ptr<Instance>> instance =
+      Instance::Create(testing::TestWorkers(), module, {});
   EXPECT_TRUE(instance.ok()) << instance.status();
   return instance.ok() ? *std::move(instance) : nullptr;
 }
@@ -69,18 +71,20 @@ TEST(AssemblyScriptFeaturesTest, AStartSectionRunsOnceAtInstantiationBeforeAnyEx
   EXPECT_EQ(ReadU32Le(another->RunView("starts", 0, "", state, kDeadline)->answer), 1u);
 }
 
-// TODO(engine): a trap in the start section is a deterministic guest failure, which the design
-// reports as ABORTED naming the trap. Instance::Create reports INTERNAL ("the instance's exports
-// lack the validated memory") instead, because Instantiate does not look at the exception V8 left
-// in its TryCatch. This test holds what is true today and must stay true: no instance, ever, and
-// the same outcome every time.
+// A trap in the start section is a deterministic guest failure: ABORTED, naming the trap, and the
+// same outcome every time.
 TEST(AssemblyScriptFeaturesTest, AStartSectionThatTrapsMakesNoInstanceEveryTime) {
   auto module = LoadGuestOrDie("as_start_traps");  // It loads: the trap is at run time.
   ASSERT_NE(module, nullptr);
-  absl::StatusOr<std::unique_ptr<Instance>> first = Instance::Create(*module, {});
+  absl::StatusOr<std::unique_ptr<Instance>> first =
+      Instance::Create(testing::TestWorkers(), *module, {});
   ASSERT_FALSE(first.ok());
+  EXPECT_EQ(first.status().code(), absl::StatusCode::kAborted) << first.status();
+  EXPECT_EQ(util::CauseOf(first.status()), util::FailureCause::kGuestTrap) << first.status();
+  EXPECT_THAT(std::string(first.status().message()), ::testing::HasSubstr("unreachable"));
   for (int attempt = 0; attempt < 3; ++attempt) {
-    absl::StatusOr<std::unique_ptr<Instance>> again = Instance::Create(*module, {});
+    absl::StatusOr<std::unique_ptr<Instance>> again =
+        Instance::Create(testing::TestWorkers(), *module, {});
     ASSERT_FALSE(again.ok());
     EXPECT_EQ(again.status(), first.status());
   }

@@ -51,7 +51,7 @@ class BitcoinIndexerTest : public ::testing::TestWithParam<std::string> {
   // to `state_` at its height, as the store would.
   void IndexAll() {
     for (size_t i = 0; i < blocks_.size(); ++i) {
-      auto instance = Instance::Create(*module_, {});
+      auto instance = Instance::Create(testing::TestWorkers(), *module_, {});
       ASSERT_TRUE(instance.ok()) << instance.status();
       uint32_t height = static_cast<uint32_t>(i + 1);
       absl::StatusOr<BlockResult> result =
@@ -63,7 +63,7 @@ class BitcoinIndexerTest : public ::testing::TestWithParam<std::string> {
   }
 
   std::string View(absl::string_view name, uint32_t height, absl::string_view request) {
-    auto instance = Instance::Create(*module_, {});
+    auto instance = Instance::Create(testing::TestWorkers(), *module_, {});
     EXPECT_TRUE(instance.ok()) << instance.status();
     absl::StatusOr<CallResult> result =
         (*instance)->RunView(name, height, request, state_, kDeadline);
@@ -124,7 +124,7 @@ TEST_P(BitcoinIndexerTest, CoinbaseOutpointAndScriptTotalsOfSingleTransactionBlo
 }
 
 TEST_P(BitcoinIndexerTest, MalformedBlockAbortsWithItsCause) {
-  auto instance = Instance::Create(*module_, {});
+  auto instance = Instance::Create(testing::TestWorkers(), *module_, {});
   ASSERT_TRUE(instance.ok());
   std::string truncated = blocks_[0].bytes.substr(0, 100);
   absl::Status status = (*instance)->RunBlock(1, truncated, state_, kDeadline).status();
@@ -159,8 +159,8 @@ TEST(BitcoinIndexersTest, AssemblyScriptWritesWhatCWrites) {
   for (size_t i = 0; i < blocks.size(); ++i) {
     SCOPED_TRACE(absl::StrCat(blocks[i].network, " block ", blocks[i].height));
     const uint32_t height = static_cast<uint32_t>(i + 1);
-    auto c_instance = Instance::Create(*c, {});
-    auto as_instance = Instance::Create(*as, {});
+    auto c_instance = Instance::Create(testing::TestWorkers(), *c, {});
+    auto as_instance = Instance::Create(testing::TestWorkers(), *as, {});
     ASSERT_TRUE(c_instance.ok() && as_instance.ok());
     auto c_result = (*c_instance)->RunBlock(height, blocks[i].bytes, state, kDeadline);
     auto as_result = (*as_instance)->RunBlock(height, blocks[i].bytes, state, kDeadline);
@@ -184,9 +184,12 @@ TEST(BitcoinIndexersTest, AssemblyScriptWritesWhatCWrites) {
   for (size_t cut : {size_t{0}, size_t{50}, size_t{100}, blocks[2].bytes.size() - 1}) {
     SCOPED_TRACE(cut);
     std::string truncated = blocks[2].bytes.substr(0, cut);
-    auto c_status = (*Instance::Create(*c, {}))->RunBlock(1, truncated, state, kDeadline).status();
-    auto as_status =
-        (*Instance::Create(*as, {}))->RunBlock(1, truncated, state, kDeadline).status();
+    auto c_status = (*Instance::Create(testing::TestWorkers(), *c, {}))
+                        ->RunBlock(1, truncated, state, kDeadline)
+                        .status();
+    auto as_status = (*Instance::Create(testing::TestWorkers(), *as, {}))
+                         ->RunBlock(1, truncated, state, kDeadline)
+                         .status();
     EXPECT_EQ(c_status.code(), absl::StatusCode::kAborted);
     EXPECT_EQ(as_status.code(), absl::StatusCode::kAborted);
     // The same cause at the same byte; only the source file named after it differs.

@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "engine/instance.h"
 #include "engine/platform.h"
+#include "engine/worker_pool.h"
 
 namespace {
 
@@ -44,7 +45,8 @@ int main(int argc, char** argv) {
   if (absl::Status status = tandem::engine::InitializeV8(); !status.ok()) return Report(status);
   auto module = tandem::engine::Module::Load(bytes.str(), {1ull << 30});
   if (!module.ok()) return Report(module.status());
-  auto instance = tandem::engine::Instance::Create(**module, {});
+  tandem::engine::WorkerPool workers(tandem::engine::WorkerPoolOptions{});
+  auto instance = tandem::engine::Instance::Create(workers, **module, {});
   if (!instance.ok()) return Report(instance.status());
   NothingCommitted reader;
   std::string payload = U32Le(std::atoi(argv[2])) + U32Le(std::atoi(argv[3]));

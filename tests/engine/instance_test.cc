@@ -9,6 +9,7 @@
 #include "gtest/gtest.h"
 #include "tests/engine/bitcoin_fixtures.h"
 #include "tests/engine/test_support.h"
+#include "util/failure_cause.h"
 #include "util/mutex.h"
 
 namespace tandem::engine {
@@ -38,7 +39,8 @@ class RecordingLogSink : public GuestLogSink {
 };
 
 std::unique_ptr<Instance> NewInstanceOrDie(const Module& module, InstanceOptions options = {}) {
-  absl::StatusOr<std::unique_ptr<Instance>> instance = Instance::Create(module, std::move(options));
+  absl::StatusOr<std::unique_ptr<Instance>> instance =
+      Instance::Create(testing::TestWorkers(), module, std::move(options));
   EXPECT_TRUE(instance.ok()) << instance.status();
   return instance.ok() ? *std::move(instance) : nullptr;
 }
@@ -151,11 +153,15 @@ TEST(InstanceTest, OutOfBoundsPointersFailTheCallNamingTheFunction) {
     EXPECT_THAT(std::string(status.message()),
                 ::testing::ContainsRegex("past the end|no length prefix"))
         << view;
-    // Sticky: the instance refuses every later call with the original cause.
+    // Sticky: the instance refuses every later call, which did not run and may run elsewhere.
+    // The refusal names the kind of failure but not another call's message.
     absl::Status later = instance->RunView("echo", 1, "", reader, kDeadline).status();
-    EXPECT_EQ(later.code(), absl::StatusCode::kFailedPrecondition) << later;
-    EXPECT_THAT(std::string(later.message()), HasSubstr(expected));
+    EXPECT_EQ(later.code(), absl::StatusCode::kUnavailable) << later;
+    EXPECT_EQ(util::CauseOf(later), util::FailureCause::kInstanceLost) << later;
+    EXPECT_THAT(std::string(later.message()), HasSubstr("guest_abi"));
+    EXPECT_THAT(std::string(later.message()), ::testing::Not(HasSubstr(expected)));
     EXPECT_EQ(instance->health().code(), absl::StatusCode::kAborted);
+    EXPECT_EQ(util::CauseOf(instance->health()), util::FailureCause::kGuestAbi);
   }
 }
 
@@ -194,6 +200,7 @@ TEST(InstanceTest, MissingViewIsNotFoundAndLeavesTheInstanceHealthy) {
 struct FailureCase {
   const char* guest;
   absl::StatusCode code;
+  util::FailureCause typed_cause;
   const char* cause;
 };
 
@@ -206,6 +213,7 @@ TEST_P(GuestFailureTest, FailsWithItsOwnCause) {
   MemoryStateReader reader;
   absl::Status status = instance->RunBlock(1, "", reader, kDeadline).status();
   EXPECT_EQ(status.code(), failure.code) << status;
+  EXPECT_EQ(util::CauseOf(status), failure.typed_cause) << status;
   EXPECT_THAT(std::string(status.message()), HasSubstr(failure.cause));
   EXPECT_FALSE(instance->health().ok());
   // A fresh instance of the same module is unaffected.
@@ -215,13 +223,17 @@ TEST_P(GuestFailureTest, FailsWithItsOwnCause) {
 
 INSTANTIATE_TEST_SUITE_P(
     Causes, GuestFailureTest,
-    ::testing::Values(
-        FailureCase{"trapping", absl::StatusCode::kAborted, "unreachable"},
-        FailureCase{"aborting", absl::StatusCode::kAborted,
-                    "guest aborted: guest gave up on purpose at aborting.c:7:3"},
-        FailureCase{"malformed_flush", absl::StatusCode::kAborted, "malformed flush"},
-        FailureCase{"no_flush", absl::StatusCode::kAborted, "without calling __flush"},
-        FailureCase{"deep_recursion", absl::StatusCode::kUnavailable, "native stack"}),
+    ::testing::Values(FailureCase{"trapping", absl::StatusCode::kAborted,
+                                  util::FailureCause::kGuestTrap, "unreachable"},
+                      FailureCase{"aborting", absl::StatusCode::kAborted,
+                                  util::FailureCause::kGuestAbort,
+                                  "guest aborted: guest gave up on purpose at aborting.c:7:3"},
+                      FailureCase{"malformed_flush", absl::StatusCode::kAborted,
+                                  util::FailureCause::kGuestAbi, "malformed flush"},
+                      FailureCase{"no_flush", absl::StatusCode::kAborted,
+                                  util::FailureCause::kGuestAbi, "without calling __flush"},
+                      FailureCase{"deep_recursion", absl::StatusCode::kUnavailable,
+                                  util::FailureCause::kStackOverflow, "native stack"}),
     [](const ::testing::TestParamInfo<FailureCase>& info) {
       return std::string(info.param.guest);
     });
@@ -238,8 +250,9 @@ TEST(InstanceTest, RunawayBlockIsTerminatedAtItsDeadline) {
   EXPECT_LT(took, deadline + absl::Seconds(1));
   EXPECT_GE(took, deadline);
   EXPECT_EQ(instance->health().code(), absl::StatusCode::kDeadlineExceeded);
-  EXPECT_EQ(instance->RunInit("init_ok", "", kDeadline).status().code(),
-            absl::StatusCode::kFailedPrecondition);
+  const absl::Status later = instance->RunInit("init_ok", "", kDeadline).status();
+  EXPECT_EQ(later.code(), absl::StatusCode::kUnavailable) << later;
+  EXPECT_EQ(util::CauseOf(later), util::FailureCause::kInstanceLost) << later;
   // The next instance works.
   auto next = NewInstanceOrDie(*module);
   EXPECT_TRUE(next->RunInit("init_ok", "", kDeadline).ok());

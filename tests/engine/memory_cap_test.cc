@@ -30,7 +30,7 @@ TEST(MemoryCapTest, GrowFailsExactlyPastTheCap) {
   auto module = LoadGuestOrDie("grow", 10u << 20);  // 160 pages.
   MemoryStateReader reader;
   for (uint32_t pages : {0u, 1u, 158u, 159u, 160u, 1000u, 65536u}) {
-    auto instance = Instance::Create(*module, {});
+    auto instance = Instance::Create(testing::TestWorkers(), *module, {});
     ASSERT_TRUE(instance.ok()) << instance.status();
     absl::StatusOr<BlockResult> result = (*instance)->RunBlock(1, U32Le(pages), reader, kDeadline);
     ASSERT_TRUE(result.ok()) << result.status();
@@ -59,7 +59,7 @@ TEST(MemoryCapTest, StressBlocksGiveTheSameAnswerInTwentyFreshInstances) {
   for (const Case& test_case : cases) {
     std::optional<BlockWrites> first;
     for (int attempt = 0; attempt < 20; ++attempt) {
-      auto instance = Instance::Create(*module, {});
+      auto instance = Instance::Create(testing::TestWorkers(), *module, {});
       ASSERT_TRUE(instance.ok()) << instance.status();
       absl::StatusOr<BlockResult> result =
           (*instance)->RunBlock(1, test_case.payload, reader, kDeadline);
@@ -75,7 +75,7 @@ TEST(MemoryCapTest, StressBlocksGiveTheSameAnswerInTwentyFreshInstances) {
 TEST(MemoryCapTest, InjectedHostCommitFailureBelowTheCapIsAHostError) {
   auto module = LoadGuestOrDie("memory_stress", 1ull << 30);
   MemoryStateReader reader;
-  auto instance = Instance::Create(*module, {});
+  auto instance = Instance::Create(testing::TestWorkers(), *module, {});
   ASSERT_TRUE(instance.ok()) << instance.status();
   SetHostMemoryFailureThresholdForTesting(8u << 20);
   absl::Status status = (*instance)->RunBlock(1, StressPayload(1, 16), reader, kDeadline).status();
@@ -86,7 +86,7 @@ TEST(MemoryCapTest, InjectedHostCommitFailureBelowTheCapIsAHostError) {
   EXPECT_THAT(std::string(status.message()), HasSubstr("could not provide memory below the cap"));
   EXPECT_FALSE((*instance)->health().ok());
 
-  auto fresh = Instance::Create(*module, {});
+  auto fresh = Instance::Create(testing::TestWorkers(), *module, {});
   ASSERT_TRUE(fresh.ok()) << fresh.status();
   absl::StatusOr<BlockResult> result =
       (*fresh)->RunBlock(1, StressPayload(1, 16), reader, kDeadline);

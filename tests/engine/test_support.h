@@ -15,6 +15,7 @@
 #include "engine/module.h"
 #include "engine/platform.h"
 #include "engine/state_reader.h"
+#include "engine/worker_pool.h"
 #include "gtest/gtest.h"
 #include "util/mutex.h"
 
@@ -34,6 +35,13 @@ inline std::string GuestBytes(absl::string_view name) {
 }
 
 inline void InitializeV8OrDie() { ASSERT_TRUE(InitializeV8().ok()); }
+
+// The worker pool the engine tests share. Test-only: the product hands pools to whoever needs
+// one, and never keeps a process-wide pool.
+inline WorkerPool& TestWorkers() {
+  static WorkerPool* const pool = new WorkerPool(WorkerPoolOptions{});
+  return *pool;
+}
 
 inline std::unique_ptr<Module> LoadGuestOrDie(
     absl::string_view name, uint64_t memory_limit_bytes = kDefaultMemoryLimitBytes) {

@@ -238,8 +238,10 @@ TEST(InstancePairTest, RunawayWarmFailsTheWaitingBlockInBoundedTimeUnderBlockPol
   PairOptions options = FastOptions(SwapPolicy::kBlock);
   options.warm_deadline = absl::Milliseconds(200);
   options.standby_wait = absl::Milliseconds(600);
+  options.standby_pool = 1;
   InstancePair pair(*module, *store, options, &events);
   ASSERT_TRUE(pair.WaitUntilReady(kReady).ok());
+  ASSERT_TRUE(testing::WaitForReadyStandbys(pair, 1));  // Warmed before the log turns bad.
   ASSERT_TRUE(store->replay_log().Append({"init_runaway", "", std::string(32, '\0')}).ok());
   ASSERT_TRUE(pair.SubmitBlock(Block(1, "")).ok());  // Uses the standby warmed before.
   absl::Time start = absl::Now();

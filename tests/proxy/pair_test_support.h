@@ -87,10 +87,20 @@ inline std::unique_ptr<store::BlockStore> OpenStoreOrDie(const std::filesystem::
 inline PairOptions FastOptions(SwapPolicy policy) {
   PairOptions options;
   options.policy = policy;
-  options.warm_retry_base = absl::Milliseconds(50);
-  options.warm_retry_cap = absl::Milliseconds(400);
+  options.warm_backoff.base = absl::Milliseconds(50);
+  options.warm_backoff.cap = absl::Milliseconds(400);
   options.random_seed = 7;
   return options;
+}
+
+// Waits up to 10 s until `pair` holds at least `count` READY standbys.
+inline bool WaitForReadyStandbys(const InstancePair& pair, int count) {
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  while (pair.Status().standbys_ready < count) {
+    if (absl::Now() > deadline) return false;
+    absl::SleepFor(absl::Milliseconds(2));
+  }
+  return true;
 }
 
 inline BlockSubmission Block(uint32_t height, std::string bytes) {

@@ -1,5 +1,5 @@
-// Destroys retired instances on a thread of its own, so no caller waits for an isolate teardown.
-// It never runs guest code: it only drops the last reference.
+// Destroys objects on a thread of its own, so no caller waits for a slow teardown (a worker's
+// thread and isolate). It only drops the last reference; it never decides what to destroy.
 #pragma once
 
 #include <deque>
@@ -9,7 +9,7 @@
 #include "absl/base/thread_annotations.h"
 #include "util/mutex.h"
 
-namespace tandem::proxy {
+namespace tandem::util {
 
 // A queue of objects to destroy and the thread that destroys them, oldest first.
 //
@@ -62,4 +62,4 @@ class Reaper {
   std::thread thread_;
 };
 
-}  // namespace tandem::proxy
+}  // namespace tandem::util
