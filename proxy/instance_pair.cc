@@ -13,10 +13,6 @@
 namespace tandem::proxy {
 namespace {
 
-// How many instances one call may try when the earlier ones failed before it started. Each lost
-// attempt means another call failed an instance while this one queued on it.
-constexpr int kMaxAttempts = 4;
-
 PairEvent MakeEvent(PairEvent::Kind kind, uint64_t generation = 0) {
   PairEvent event;
   event.kind = kind;
@@ -114,8 +110,11 @@ template <typename Result>
 absl::StatusOr<Result> InstancePair::RunOnHealthyInstance(
     CallKind kind, absl::FunctionRef<absl::StatusOr<Lease>(Events&)> acquire,
     absl::FunctionRef<absl::StatusOr<Result>(const Lease&)> run, Lease& ran_on) {
-  absl::Status lost;
-  for (int attempt = 0; attempt < kMaxAttempts; ++attempt) {
+  // A call lost to other calls' failures looks for a healthy instance as long as a call may wait
+  // for one; each lost attempt spent its time queued behind the call that failed the instance.
+  const absl::Time give_up = absl::Now() + options_.standby_wait;
+  int lost = 0;
+  while (true) {
     Events events;
     absl::StatusOr<Lease> lease = acquire(events);
     Emit(events);
@@ -124,25 +123,26 @@ absl::StatusOr<Result> InstancePair::RunOnHealthyInstance(
     absl::StatusOr<Result> result = run(ran_on);
     if (result.ok()) return result;
     events.clear();
-    if (util::CauseOf(result.status()) == util::FailureCause::kInstanceLost) {
-      // Another call failed this instance while ours queued on it: ours never ran.
-      slots_.RetireFailed(ran_on, ran_on->instance().health(), kind, events);
-      Emit(events);
-      lost = result.status();
-      continue;
+    if (util::CauseOf(result.status()) != util::FailureCause::kInstanceLost) {
+      if (FailedItsInstance(result.status())) {
+        slots_.RetireFailed(ran_on, result.status(), kind, events);
+        Emit(events);
+      }
+      return result;
     }
-    if (FailedItsInstance(result.status())) {
-      slots_.RetireFailed(ran_on, result.status(), kind, events);
-      Emit(events);
+    // Another call failed this instance while ours queued on it: ours never ran.
+    slots_.Withdraw(ran_on, events);
+    Emit(events);
+    ++lost;
+    if (absl::Now() >= give_up) {
+      return util::WithCause(
+          absl::UnavailableError(absl::StrCat(
+              "other calls failed ", lost, " instances in a row before this call could start on "
+              "one, for ", absl::FormatDuration(options_.standby_wait), "; the last: ",
+              result.status().message())),
+          util::FailureCause::kInstanceLost);
     }
-    return result;
   }
-  return util::WithCause(
-      absl::UnavailableError(absl::StrCat("the call found ", kMaxAttempts,
-                                          " instances in a row failed by other calls before it "
-                                          "could start; the last: ",
-                                          lost.message())),
-      util::FailureCause::kInstanceLost);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -145,6 +145,12 @@ void SlotTable::RetireFailed(const Lease& lease, const absl::Status& cause, Call
   if (lease == active_) VacateActiveLocked(SwapReason::kFailure, events);
 }
 
+void SlotTable::Withdraw(const Lease& lease, Events& events) {
+  util::MutexLock lock(&mu_);
+  kept_.Drop(lease);
+  if (lease == active_) VacateActiveLocked(SwapReason::kFailure, events);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Chain and replay log
 

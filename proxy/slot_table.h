@@ -119,6 +119,9 @@ class SlotTable {
   // a standby is READY). Reported once per instance.
   void RetireFailed(const Lease& lease, const absl::Status& cause, CallKind call, Events& events)
       ABSL_LOCKS_EXCLUDED(mu_);
+  // A call found `lease` failed by another call before it could start: it leaves every slot, as
+  // in RetireFailed, and the call that failed it reports the failure.
+  void Withdraw(const Lease& lease, Events& events) ABSL_LOCKS_EXCLUDED(mu_);
 
   // ---- Chain and replay log
 

@@ -3,12 +3,14 @@
 #include "proxy/instance_pair.h"
 
 #include <atomic>
+#include <map>
 #include <random>
 #include <thread>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/proxy/pair_test_support.h"
+#include "util/failure_cause.h"
 
 namespace tandem::proxy {
 namespace {
@@ -424,6 +426,85 @@ TEST(InstancePairTest, FailedBlockCommitsNothingAndTheNextGoodBlockDoes) {
     EXPECT_EQ(events.Count(PairEvent::Kind::kBlockFailed), 1);
   }
 }
+
+class FailingViewsTest : public ::testing::TestWithParam<SwapPolicy> {};
+
+// Clients whose views abort (the indexer aborts on a request shorter than an outpoint) fail the
+// instance they run on, again and again, while other clients submit blocks and ask views. No call
+// of the honest clients may fail for it: a call queued on an instance another call failed runs on
+// a healthy one instead. Each failed instance is reported once.
+TEST_P(FailingViewsTest, ViewsThatFailTheirInstanceNeverFailAnotherCall) {
+  auto module = LoadGuestOrDie("bitcoin_indexer");
+  store::testing::TempDir dir;
+  auto store = OpenStoreOrDie(dir.path() / "db");
+  EventRecorder events;
+  InstancePair pair(*module, *store, FastOptions(GetParam()), &events);
+  ASSERT_TRUE(pair.WaitUntilReady(kReady).ok());
+  testing::BlockGenerator generator(5);
+  ASSERT_TRUE(pair.SubmitBlock(Block(1, generator.Next(1))).ok());
+
+  std::atomic<bool> done{false};
+  std::atomic<int> hostile{0}, honest_views{0}, blocks{0}, status_checks{0};
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 2; ++i) {
+    threads.emplace_back([&] {
+      while (!done.load()) {
+        absl::Status status = pair.View("outpoint", std::nullopt, "abc").status();
+        ++hostile;
+        // The caller's own view fails for its own reason, every time.
+        EXPECT_EQ(status.code(), absl::StatusCode::kAborted) << status;
+        EXPECT_EQ(util::CauseOf(status), util::FailureCause::kGuestAbort) << status;
+      }
+    });
+  }
+  for (int i = 0; i < 2; ++i) {
+    threads.emplace_back([&] {
+      while (!done.load()) {
+        absl::StatusOr<ViewOutcome> view = pair.View("block_summary", std::nullopt, "");
+        ++honest_views;
+        EXPECT_TRUE(view.ok()) << view.status();
+      }
+    });
+  }
+  threads.emplace_back([&] {
+    for (uint32_t height = 2; !done.load(); ++height) {
+      absl::StatusOr<BlockOutcome> outcome =
+          pair.SubmitBlock(Block(height, generator.Next(height)));
+      ++blocks;
+      EXPECT_TRUE(outcome.ok()) << "block " << height << ": " << outcome.status();
+    }
+  });
+  threads.emplace_back([&] {
+    while (!done.load()) {
+      PairStatus status = pair.Status();
+      if (status.standbys_ready > 0) {
+        EXPECT_TRUE(status.active.present) << "no active while a standby is READY";
+      }
+      ++status_checks;
+    }
+  });
+  absl::SleepFor(absl::Seconds(4));
+  done = true;
+  for (std::thread& thread : threads) thread.join();
+  EXPECT_GT(hostile.load(), 50);
+  EXPECT_GT(honest_views.load(), 50);
+  EXPECT_GT(blocks.load(), 10);
+  std::map<uint64_t, int> failures_by_generation;
+  for (const PairEvent& event : events.events()) {
+    if (event.kind == PairEvent::Kind::kInstanceFailed) ++failures_by_generation[event.generation];
+  }
+  EXPECT_GT(failures_by_generation.size(), 10u);
+  for (const auto& [generation, count] : failures_by_generation) {
+    EXPECT_EQ(count, 1) << "generation " << generation << " was reported " << count << " times";
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Policies, FailingViewsTest,
+                         ::testing::Values(SwapPolicy::kBlock, SwapPolicy::kNone,
+                                           SwapPolicy::kThreshold, SwapPolicy::kSync),
+                         [](const ::testing::TestParamInfo<SwapPolicy>& info) {
+                           return std::string(SwapPolicyName(info.param));
+                         });
 
 }  // namespace
 }  // namespace tandem::proxy
