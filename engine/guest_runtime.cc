@@ -161,7 +161,9 @@ absl::Status GuestRuntime::Instantiate(const Module& module,
     if (try_catch.HasTerminated() || isolate_->IsExecutionTerminating()) {
       return TerminatedMarker();
     }
-    if (instance.IsEmpty()) {
+    // V8 10.2 can hand back an object even when the start function threw: the caught exception,
+    // not the result, says whether instantiation failed.
+    if (instance.IsEmpty() || try_catch.HasCaught()) {
       const std::string what = DescribeException(isolate_, try_catch);
       const std::string kind = ExceptionKind(isolate_, try_catch);
       if (kind == "RuntimeError") {
