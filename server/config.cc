@@ -145,6 +145,19 @@ absl::Status ValidateConfig(const ServerConfig& config) {
     return Invalid("historical_instances", absl::StrCat("must be between 0 and 16 (got ",
                                                         config.historical_instances, ")"));
   }
+  if (config.standby_pool < 1 || config.standby_pool > 16) {
+    return Invalid("standby_pool",
+                   absl::StrCat("must be between 1 and 16 (got ", config.standby_pool, ")"));
+  }
+  if (!(config.view_failure_budget >= 1)) {
+    return Invalid("view_failure_budget",
+                   absl::StrCat("must be at least 1 (got ", config.view_failure_budget, ")"));
+  }
+  if (!(config.view_failure_refill_per_second > 0)) {
+    return Invalid(
+        "view_failure_refill_per_second",
+        absl::StrCat("must be more than 0 (got ", config.view_failure_refill_per_second, ")"));
+  }
   if (config.shutdown_grace < absl::ZeroDuration() ||
       config.shutdown_grace == absl::InfiniteDuration()) {
     return Invalid("shutdown_grace", "must be a finite duration, zero or more");
@@ -175,6 +188,7 @@ proxy::PairOptions PairOptionsFromConfig(const ServerConfig& config) {
   options.warm_deadline = config.warm_deadline;
   options.standby_wait = config.standby_wait;
   options.historical_instances = config.historical_instances;
+  options.standby_pool = config.standby_pool;
   options.instance.create_deadline = config.warm_deadline;
   return options;
 }

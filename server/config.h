@@ -44,6 +44,12 @@ struct ServerConfig {
   // Instances kept for views at heights below the tip, each bound to one height. Each holds its
   // guest's whole memory, so a large guest wants few.
   int historical_instances = 1;
+  // READY standbys kept under `block` and `none` (and `threshold` past warm_at).
+  int standby_pool = 2;
+  // Guest instances one connection's views may fail at once, and regain per second: past it, its
+  // views get RESOURCE_EXHAUSTED (see PeerBudget).
+  double view_failure_budget = 10;
+  double view_failure_refill_per_second = 1;
   // How long shutdown lets in-flight calls finish before cancelling them.
   absl::Duration shutdown_grace = absl::Seconds(30);
 

@@ -99,6 +99,16 @@ ABSL_FLAG(absl::Duration, standby_wait, absl::Seconds(10),
 ABSL_FLAG(int, historical_instances, 1,
           "Instances kept for views at heights below the tip, each bound to one height (0-16). "
           "Each holds its guest's whole memory; with 0 every such view warms a fresh instance.");
+ABSL_FLAG(int, standby_pool, 2,
+          "READY standbys kept warm under --swap_policy=block and none (and threshold past "
+          "--warm_at), 1-16. Each holds a fresh guest instance; two absorb a burst of blocks "
+          "and views at past heights.");
+ABSL_FLAG(double, view_failure_budget, 10,
+          "Guest instances the views of one connection may fail (trap, abort) at once; past it, "
+          "its views get RESOURCE_EXHAUSTED until the budget refills. Honest clients never "
+          "spend from it.");
+ABSL_FLAG(double, view_failure_refill_per_second, 1,
+          "How fast a connection regains --view_failure_budget, in failures per second.");
 ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(30),
           "On SIGTERM/SIGINT, how long in-flight calls may finish before they are cancelled.");
 ABSL_FLAG(ByteSizeFlag, max_message_bytes, ByteSizeFlag{64ull << 20},
@@ -166,6 +176,9 @@ absl::StatusOr<ServerConfig> ServerConfigFromFlags() {
   config.warm_deadline = absl::GetFlag(FLAGS_warm_deadline);
   config.standby_wait = absl::GetFlag(FLAGS_standby_wait);
   config.historical_instances = absl::GetFlag(FLAGS_historical_instances);
+  config.standby_pool = absl::GetFlag(FLAGS_standby_pool);
+  config.view_failure_budget = absl::GetFlag(FLAGS_view_failure_budget);
+  config.view_failure_refill_per_second = absl::GetFlag(FLAGS_view_failure_refill_per_second);
   config.shutdown_grace = absl::GetFlag(FLAGS_shutdown_grace);
   config.max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes).bytes;
   config.tls_cert_path = absl::GetFlag(FLAGS_tls_cert);

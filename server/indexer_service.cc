@@ -171,9 +171,30 @@ class IndexerService::BlockStreamReactor final
   bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
 };
 
+namespace {
+
+// Holds a refused call's answer until the caller may try again (at most a second, and never past
+// its deadline or its cancellation), so a client that retries at once cannot spin the node's CPU
+// on refusals.
+void HoldRefusal(const grpc::ServerContext& context, absl::Duration retry_in) {
+  constexpr absl::Duration kMaxHold = absl::Seconds(1);
+  constexpr absl::Duration kStep = absl::Milliseconds(20);
+  const absl::Time caller_deadline = absl::FromChrono(context.deadline()) - absl::Milliseconds(50);
+  const absl::Time until = std::min(absl::Now() + std::min(retry_in, kMaxHold), caller_deadline);
+  while (absl::Now() < until && !context.IsCancelled()) {
+    absl::SleepFor(std::min(kStep, until - absl::Now()));
+  }
+}
+
+}  // namespace
+
 IndexerService::IndexerService(proxy::InstancePair& pair, const store::BlockStore& store,
-                               std::string token, StreamLimits limits)
-    : pair_(pair), store_(store), token_(std::move(token)), limits_(limits) {}
+                               std::string token, PeerBudget* view_budget, StreamLimits limits)
+    : pair_(pair),
+      store_(store),
+      token_(std::move(token)),
+      view_budget_(view_budget),
+      limits_(limits) {}
 
 grpc::Status IndexerService::SubmitBlock(grpc::ServerContext* context,
                                          const SubmitBlockRequest* request,
@@ -201,9 +222,25 @@ grpc::Status IndexerService::View(grpc::ServerContext* context,
   }
   std::optional<uint32_t> height;
   if (request->has_height()) height = request->height();
+  // The budget is kept per connection (gRPC's peer address): an honest client never spends from
+  // it, and one that dodges it by reconnecting pays a handshake per `view_failure_budget`
+  // failures, which costs the node about as much as the warm-ups it would otherwise cause.
+  const std::string peer = context->peer();
+  if (view_budget_ != nullptr) {
+    absl::Duration retry_in;
+    if (absl::Status admitted = view_budget_->Admit(peer, absl::Now(), &retry_in); !admitted.ok()) {
+      HoldRefusal(*context, retry_in);
+      return ToGrpcStatus(admitted);
+    }
+  }
   absl::StatusOr<proxy::ViewOutcome> outcome =
       pair_.View(request->name(), height, request->request());
-  if (!outcome.ok()) return ToGrpcStatus(outcome.status());
+  if (!outcome.ok()) {
+    if (view_budget_ != nullptr && proxy::FailedItsInstance(outcome.status())) {
+      view_budget_->Charge(peer, absl::Now());
+    }
+    return ToGrpcStatus(outcome.status());
+  }
   response->set_answer(std::move(outcome->answer));
   response->set_height(outcome->height);
   response->set_generation(outcome->generation);

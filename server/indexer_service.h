@@ -6,6 +6,7 @@
 #include <string>
 
 #include "proxy/instance_pair.h"
+#include "server/peer_budget.h"
 #include "store/block_store.h"
 #include "tandem/v1/tandem.grpc.pb.h"
 
@@ -24,8 +25,10 @@ class IndexerService final
  public:
   // REQUIRES: `pair` and `store` outlive the service and every call it runs (the server is shut
   // down before them). `token` empty: no token required.
+  // `view_budget` (may be null: no limit) bounds how many instances one connection's views may
+  // fail; it must outlive the service too.
   IndexerService(proxy::InstancePair& pair, const store::BlockStore& store, std::string token,
-                 StreamLimits limits = {});
+                 PeerBudget* view_budget = nullptr, StreamLimits limits = {});
 
   // After this, StreamBlocks calls end with UNAVAILABLE at their next block boundary.
   void BeginShutdown() { shutting_down_.store(true); }
@@ -51,6 +54,7 @@ class IndexerService final
   proxy::InstancePair& pair_;
   const store::BlockStore& store_;
   const std::string token_;
+  PeerBudget* const view_budget_;
   const StreamLimits limits_;
 
   // Set once at shutdown; read by stream workers between blocks. An atomic flag: a stream that

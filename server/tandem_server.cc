@@ -126,7 +126,11 @@ absl::Status TandemServer::StartListeners() {
   }
   const int max_message = static_cast<int>(config_.max_message_bytes);
 
-  indexer_ = std::make_unique<IndexerService>(*pair_, *store_, config_.token);
+  PeerBudgetOptions budget;
+  budget.burst = config_.view_failure_budget;
+  budget.refill_per_second = config_.view_failure_refill_per_second;
+  view_budget_ = std::make_unique<PeerBudget>(budget);
+  indexer_ = std::make_unique<IndexerService>(*pair_, *store_, config_.token, view_budget_.get());
   // Every call on either listener is counted and timed for grpc_server_* metrics.
   auto metric_interceptors = [this] {
     std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> creators;

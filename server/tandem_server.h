@@ -17,6 +17,7 @@
 #include "server/indexer_service.h"
 #include "server/logger.h"
 #include "server/metrics.h"
+#include "server/peer_budget.h"
 #include "store/block_store.h"
 #include "util/mutex.h"
 
@@ -78,6 +79,7 @@ class TandemServer {
   // Scraped by metrics_exposer_; both go before the pair and the store they read.
   std::shared_ptr<MetricsCollectable> metrics_collectable_;
   std::unique_ptr<prometheus::Exposer> metrics_exposer_;
+  std::unique_ptr<PeerBudget> view_budget_;  // Read by indexer_.
   std::unique_ptr<IndexerService> indexer_;
   std::unique_ptr<AdminService> admin_;         // On the admin listener.
   std::unique_ptr<AdminService> public_admin_;  // On the public one (--admin_on_public).

@@ -367,5 +367,50 @@ TEST_F(IndexerServiceTest, ShutdownWithAStreamOpenEndsItAndKeepsCommittedBlocks)
   EXPECT_EQ(tip.tip().height(), 1u);
 }
 
+// A channel with a connection of its own (gRPC shares connections between channels to one
+// address unless told not to), as a separate client process has.
+std::unique_ptr<tandem::v1::Indexer::Stub> OwnConnection(int port) {
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+  return tandem::v1::Indexer::NewStub(grpc::CreateCustomChannel(
+      absl::StrCat("127.0.0.1:", port), grpc::InsecureChannelCredentials(), args));
+}
+
+TEST_F(IndexerServiceTest, AConnectionWhoseViewsKeepFailingInstancesIsHeldBackAndNoOtherIs) {
+  ServerConfig config = TestConfig(dir_);
+  config.view_failure_budget = 3;
+  config.view_failure_refill_per_second = 0.01;
+  RunningServer s = Start(config);
+  ASSERT_TRUE(Submit(s, BlockRequest(1, blocks_[0].bytes)).ok());
+  auto hostile = OwnConnection(s.server->public_port());
+  auto honest = OwnConnection(s.server->public_port());
+  tandem::v1::ViewRequest bad;
+  bad.set_name("outpoint");
+  bad.set_request("abc");  // Too short: the indexer aborts, which fails the instance.
+  tandem::v1::ViewRequest good;
+  good.set_name("block_summary");
+  tandem::v1::ViewResponse response;
+  for (int i = 0; i < 3; ++i) {
+    grpc::Status status = hostile->View(Context().get(), bad, &response);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::ABORTED)
+        << i << ": " << status.error_message();
+    grpc::Status fine = honest->View(Context().get(), good, &response);
+    EXPECT_TRUE(fine.ok()) << fine.error_message();
+  }
+  for (int i = 0; i < 2; ++i) {
+    grpc::Status refused = hostile->View(Context().get(), bad, &response);
+    EXPECT_EQ(refused.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED)
+        << refused.error_message();
+    EXPECT_THAT(refused.error_message(), HasSubstr("failed 3 guest instances"));
+    // Refused before running: even an honest request on that connection waits for its budget.
+    grpc::Status held = hostile->View(Context().get(), good, &response);
+    EXPECT_EQ(held.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << held.error_message();
+  }
+  for (int i = 0; i < 5; ++i) {
+    grpc::Status fine = honest->View(Context().get(), good, &response);
+    EXPECT_TRUE(fine.ok()) << fine.error_message();
+  }
+}
+
 }  // namespace
 }  // namespace tandem::server
