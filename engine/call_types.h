@@ -3,16 +3,17 @@
 #pragma once
 
 #include <cstdint>
-#include <map>
 #include <string>
 #include <vector>
 
 #include "absl/strings/string_view.h"
+#include "util/write_set.h"
 
 namespace tandem::engine {
 
 // A block's final writes: key -> value, last write of a key wins. An empty value deletes the key.
-using BlockWrites = std::map<std::string, std::string, std::less<>>;
+// The store's WriteSet is this same type (util/), so the writes reach a commit by move.
+using BlockWrites = util::WriteSet;
 
 // Memory of one instance, read after every call.
 struct MemoryReadout {

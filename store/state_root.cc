@@ -64,23 +64,39 @@ std::string Sha256(std::string_view data) {
 
 std::string ZeroRoot() { return std::string(kHashSize, '\0'); }
 
-std::string WritesDigest(const WriteSet& writes) {
+struct WritesDigester::Context {
   Sha256Hasher hasher;
-  for (const auto& [key, value] : writes) {
-    hasher.UpdateU32(static_cast<uint32_t>(key.size()));
-    hasher.Update(key);
-    hasher.UpdateU32(static_cast<uint32_t>(value.size()));
-    hasher.Update(value);
-  }
+};
+
+WritesDigester::WritesDigester() : context_(std::make_unique<Context>()) {}
+WritesDigester::~WritesDigester() = default;
+
+void WritesDigester::Add(std::string_view key, std::string_view value) {
+  context_->hasher.UpdateU32(static_cast<uint32_t>(key.size()));
+  context_->hasher.Update(key);
+  context_->hasher.UpdateU32(static_cast<uint32_t>(value.size()));
+  context_->hasher.Update(value);
+}
+
+std::string WritesDigester::Finish() { return context_->hasher.Finish(); }
+
+std::string WritesDigest(const WriteSet& writes) {
+  WritesDigester digester;
+  for (const auto& [key, value] : writes) digester.Add(key, value);
+  return digester.Finish();
+}
+
+std::string ChainStateRoot(std::string_view prev_root, uint32_t height,
+                           std::string_view writes_digest) {
+  Sha256Hasher hasher;
+  hasher.Update(prev_root);
+  hasher.UpdateU32(height);
+  hasher.Update(writes_digest);
   return hasher.Finish();
 }
 
 std::string ComputeStateRoot(std::string_view prev_root, uint32_t height, const WriteSet& writes) {
-  Sha256Hasher hasher;
-  hasher.Update(prev_root);
-  hasher.UpdateU32(height);
-  hasher.Update(WritesDigest(writes));
-  return hasher.Finish();
+  return ChainStateRoot(prev_root, height, WritesDigest(writes));
 }
 
 }  // namespace tandem::store

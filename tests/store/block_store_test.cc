@@ -21,7 +21,7 @@ namespace {
 namespace t = testing;
 using ::testing::HasSubstr;
 
-using State = std::map<std::string, std::string>;
+using State = WriteSet;
 
 std::optional<std::string> Lookup(const State& state, const std::string& key) {
   auto it = state.find(key);

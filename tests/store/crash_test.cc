@@ -58,8 +58,8 @@ void VerifyWholeBlocks(const BlockStore& store, std::mt19937& rng, uint64_t* blo
   ASSERT_EQ(start, t::kCrashStartHeight);
   const uint32_t probe = start + rng() % (tip->height - start + 1);
 
-  std::map<std::string, std::string> state;
-  std::map<std::string, std::string> state_at_probe;
+  WriteSet state;
+  WriteSet state_at_probe;
   std::string root = t::ReferenceZeroRoot();
   uint64_t entries = 0;
   for (uint32_t h = start; h <= tip->height; ++h) {
@@ -92,7 +92,7 @@ void VerifyWholeBlocks(const BlockStore& store, std::mt19937& rng, uint64_t* blo
   ASSERT_EQ(store.CountChainEntriesForTesting().value(), entries);
   for (int i = 0; i < t::kCrashKeySpace; ++i) {
     const std::string key = t::CrashKey(i);
-    const auto expect = [](const std::map<std::string, std::string>& m, const std::string& k) {
+    const auto expect = [](const WriteSet& m, const std::string& k) {
       auto it = m.find(k);
       return it == m.end() ? std::optional<std::string>() : std::optional<std::string>(it->second);
     };

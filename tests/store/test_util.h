@@ -63,8 +63,9 @@ inline void ReferenceAppendBe32(std::string& out, uint32_t v) {
     out.push_back(static_cast<char>((v >> shift) & 0xff));
 }
 
-inline std::string ReferenceRoot(const std::string& prev_root, uint32_t height,
-                                 const std::map<std::string, std::string>& writes) {
+// `Writes`: any map of string keys to string values (the store's WriteSet, a std::map).
+template <typename Writes>
+std::string ReferenceRoot(const std::string& prev_root, uint32_t height, const Writes& writes) {
   // std::map<std::string> already orders by unsigned bytes (char_traits<char>::lt compares as
   // unsigned char); sort explicitly anyway so the reference does not lean on that.
   std::map<std::basic_string<unsigned char>, std::string> sorted;
