@@ -24,6 +24,14 @@ struct BlockStoreOptions {
   // tests: a power loss may then lose the last commits (never half of one).
   bool sync = true;
   ReplayLogLimits replay_log_limits;
+  // RocksDB's memory, bounded whatever the number of keys (defaults fit a 4 GiB node beside the
+  // guests): the block cache holds data, index and filter blocks of every column family (index
+  // and filters are charged to it, so table files add nothing outside it), and the write
+  // buffers (memtables of every column family together) are capped by one WriteBufferManager,
+  // which flushes, and past the cap stalls writers, rather than grow. What remains outside both
+  // is small and does not grow with the key count (table-reader handles, iterators in use).
+  uint64_t block_cache_bytes = 256ull << 20;
+  uint64_t write_buffer_bytes = 256ull << 20;
 };
 
 // One block to commit.
@@ -67,10 +75,13 @@ class BlockStore {
  public:
   // Opens the store at `path`, creating it when `path` does not exist or is an empty directory.
   // A refused existing database is left byte for byte as it was (its format is checked through a
-  // read-only open that writes nothing, not even RocksDB's LOG). Errors name the path:
+  // read-only open that writes nothing, not even RocksDB's LOG). A database of format version 1
+  // (no `latest` family, tandem before the tip became a point lookup) is migrated in place
+  // first: a pass over its history, O(database) once; an interrupted migration starts over on
+  // the next open and the old data stays readable until the last step. Errors name the path:
   //   FAILED_PRECONDITION  `path` is not a tandem store (a file, a non-RocksDB directory, a
-  //                        RocksDB without tandem's format-version key) or one of another
-  //                        format version;
+  //                        RocksDB without tandem's format-version key or with foreign column
+  //                        families) or one of a format version this build cannot read;
   //   UNAVAILABLE          the database is locked by another process or handle, or I/O failed;
   //   DATA_LOSS            the database or one of tandem's records is corrupt.
   static absl::StatusOr<std::unique_ptr<BlockStore>> Open(const std::filesystem::path& path,
@@ -107,9 +118,11 @@ class BlockStore {
   //   UNAVAILABLE / DATA_LOSS from the database (nothing is rolled back).
   absl::Status Rollback(uint32_t height) ABSL_LOCKS_EXCLUDED(write_mu_);
 
-  // Returns the value `key` held at `height`: the latest write at or below `height`, found with
-  // one seek. std::nullopt when the key was never written at or below `height` or its latest
-  // write there was a delete. A height above the tip reads the tip's state.
+  // Returns the value `key` held at `height`: the latest write at or below `height`.
+  // std::nullopt when the key was never written at or below `height` or its latest write there
+  // was a delete. A height above the tip reads the tip's state. When the key's last write is at
+  // or below `height` (always so at the tip, which is what every block reads) this is one point
+  // lookup; below that, one seek in the history.
   // Errors: UNAVAILABLE (I/O) or DATA_LOSS (corruption): the host's failures, never the block's.
   absl::StatusOr<std::optional<std::string>> Get(std::string_view key, uint32_t height) const;
 
@@ -135,9 +148,13 @@ class BlockStore {
   // O(database).
   absl::StatusOr<WriteSet> DumpAtHeightForTesting(uint32_t height) const;
 
-  // Number of stored version, block-record and touched-list entries (a whole-database scan), so
-  // tests can check that a rollback leaves nothing behind.
+  // Number of stored history, latest, block-record and touched-list entries (a whole-database
+  // scan), so tests can check that a rollback leaves nothing behind.
   absl::StatusOr<uint64_t> CountChainEntriesForTesting() const;
+
+  // Checks, by a scan of the whole database, that the `latest` family holds exactly the newest
+  // history version of every key. OK or DATA_LOSS naming the first mismatch. Tests only.
+  absl::Status CheckLatestForTesting() const;
 
  private:
   struct ChainState {
@@ -145,19 +162,35 @@ class BlockStore {
     std::optional<BlockRecord> tip;
   };
 
+  // The column families, in the order Open passes them to RocksDB.
+  struct Families {
+    std::unique_ptr<rocksdb::ColumnFamilyHandle> latest;
+    std::unique_ptr<rocksdb::ColumnFamilyHandle> history;
+  };
+
   BlockStore(std::filesystem::path path, const BlockStoreOptions& options,
-             std::unique_ptr<rocksdb::DB> db, ChainState chain);
+             std::unique_ptr<rocksdb::DB> db, Families families, ChainState chain);
 
   // Reads the start and tip records written by earlier commits.
   static absl::StatusOr<ChainState> LoadChainState(rocksdb::DB& db);
 
   absl::StatusOr<BlockRecord> ReadBlock(uint32_t height) const;
 
+  // The newest history version of `key` at or below `height`, through `it` (an iterator over
+  // the history in prefix mode, reused across calls). Sets *height_found when found.
+  absl::StatusOr<std::optional<std::string>> SeekHistory(rocksdb::Iterator& it,
+                                                         std::string_view key, uint32_t height,
+                                                         uint32_t* height_found) const;
+  std::unique_ptr<rocksdb::Iterator> NewHistoryIterator() const;
+
   // Constant after construction.
   const std::filesystem::path path_;
   const BlockStoreOptions options_;
+  // Members are destroyed in reverse: the replay log and the family handles go before the
+  // database they belong to.
   const std::unique_ptr<rocksdb::DB> db_;  // thread-safe on its own
-  std::unique_ptr<ReplayLog> replay_log_;  // set in Open, borrows db_; destroyed before it
+  const Families families_;
+  std::unique_ptr<ReplayLog> replay_log_;  // set in Open, borrows db_
 
   // Serializes CommitBlock and Rollback: each reads the tip, builds a batch and writes it, and
   // no other writer may move the tip in between. Held across the database write (and its fsync).

@@ -68,17 +68,36 @@ std::string TouchedKey(uint32_t height) {
   return key;
 }
 
-std::string VersionPrefix(std::string_view user_key) {
-  std::string key(1, kVersionTag);
-  AppendU32(&key, static_cast<uint32_t>(user_key.size()));
-  key.append(user_key);
+void AppendHistoryPrefix(std::string* out, std::string_view user_key) {
+  AppendU32(out, static_cast<uint32_t>(user_key.size()));
+  out->append(user_key);
+}
+
+std::string HistoryKey(std::string_view user_key, uint32_t height) {
+  std::string key;
+  key.reserve(user_key.size() + 8);
+  AppendHistoryPrefix(&key, user_key);
+  AppendU32(&key, ~height);
   return key;
 }
 
-std::string VersionKey(std::string_view user_key, uint32_t height) {
-  std::string key = VersionPrefix(user_key);
-  AppendU32(&key, ~height);
-  return key;
+absl::StatusOr<HistoryKeyParts> DecodeHistoryKey(std::string_view key) {
+  if (key.size() < 8 || key.size() != 8 + static_cast<size_t>(ReadU32(key))) {
+    return absl::DataLossError(absl::StrCat("malformed history key of ", key.size(), " bytes"));
+  }
+  return HistoryKeyParts{key.substr(4, key.size() - 8), ~ReadU32(key.substr(key.size() - 4))};
+}
+
+void AppendLatestValue(std::string* out, uint32_t height, std::string_view value) {
+  AppendU32(out, height);
+  out->append(value);
+}
+
+absl::StatusOr<LatestValue> DecodeLatestValue(std::string_view in) {
+  if (in.size() < 4) {
+    return absl::DataLossError(absl::StrCat("malformed latest value of ", in.size(), " bytes"));
+  }
+  return LatestValue{ReadU32(in), in.substr(4)};
 }
 
 std::string ReplayKey(uint64_t seq) {

@@ -2,7 +2,10 @@
 // It must never leave a database behind: every case works in its own temporary directory.
 #include <filesystem>
 #include <fstream>
+#include <string>
+#include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "rocksdb/db.h"
@@ -16,14 +19,23 @@ namespace {
 namespace t = testing;
 using ::testing::HasSubstr;
 
-// Writes `key` = `value` into a plain RocksDB at `path`, bypassing BlockStore.
+// Writes `key` = `value` into the default column family of a plain RocksDB at `path` (created
+// when missing, every existing family opened), bypassing BlockStore.
 void RawPut(const std::filesystem::path& path, const std::string& key, const std::string& value) {
   rocksdb::Options options;
   options.create_if_missing = true;
+  std::vector<std::string> names;
+  if (!rocksdb::DB::ListColumnFamilies(options, path.string(), &names).ok()) {
+    names = {rocksdb::kDefaultColumnFamilyName};
+  }
+  std::vector<rocksdb::ColumnFamilyDescriptor> families;
+  for (const std::string& name : names) families.emplace_back(name, rocksdb::ColumnFamilyOptions());
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
   rocksdb::DB* raw = nullptr;
-  ASSERT_TRUE(rocksdb::DB::Open(options, path.string(), &raw).ok());
+  ASSERT_TRUE(rocksdb::DB::Open(options, path.string(), families, &handles, &raw).ok());
   std::unique_ptr<rocksdb::DB> db(raw);
   ASSERT_TRUE(db->Put(rocksdb::WriteOptions(), key, value).ok());
+  for (rocksdb::ColumnFamilyHandle* handle : handles) db->DestroyColumnFamilyHandle(handle);
   ASSERT_TRUE(db->Close().ok());
 }
 
@@ -74,7 +86,32 @@ TEST(BlockStoreOpenTest, RefusesAnotherFormatVersion) {
   t::TempDir dir;
   CreateStoreWithABlock(dir.path());
   RawPut(dir.path(), keys::kFormatVersionKey, keys::EncodeU32(keys::kFormatVersion + 1));
-  ExpectRefusedUnchanged(dir.path(), absl::StatusCode::kFailedPrecondition, "format version 2");
+  ExpectRefusedUnchanged(dir.path(), absl::StatusCode::kFailedPrecondition,
+                         absl::StrCat("format version ", keys::kFormatVersion + 1,
+                                      "; this build reads format version ", keys::kFormatVersion));
+}
+
+TEST(BlockStoreOpenTest, RefusesAForeignColumnFamily) {
+  t::TempDir dir;
+  CreateStoreWithABlock(dir.path());
+  {
+    rocksdb::Options options;
+    std::vector<std::string> names;
+    ASSERT_TRUE(rocksdb::DB::ListColumnFamilies(options, dir.path().string(), &names).ok());
+    std::vector<rocksdb::ColumnFamilyDescriptor> families;
+    for (const std::string& name : names)
+      families.emplace_back(name, rocksdb::ColumnFamilyOptions());
+    std::vector<rocksdb::ColumnFamilyHandle*> handles;
+    rocksdb::DB* raw = nullptr;
+    ASSERT_TRUE(rocksdb::DB::Open(options, dir.path().string(), families, &handles, &raw).ok());
+    std::unique_ptr<rocksdb::DB> db(raw);
+    rocksdb::ColumnFamilyHandle* extra = nullptr;
+    ASSERT_TRUE(
+        db->CreateColumnFamily(rocksdb::ColumnFamilyOptions(), "someone_else", &extra).ok());
+    handles.push_back(extra);
+    for (rocksdb::ColumnFamilyHandle* handle : handles) db->DestroyColumnFamilyHandle(handle);
+  }
+  ExpectRefusedUnchanged(dir.path(), absl::StatusCode::kFailedPrecondition, "someone_else");
 }
 
 TEST(BlockStoreOpenTest, RefusesAForeignRocksDb) {

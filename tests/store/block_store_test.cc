@@ -122,6 +122,9 @@ class ModelChain {
   // Every key of the key space at every height from start-1 to tip (and one above), the full
   // dump at every height, and every root.
   void Verify(const BlockStore& store) const {
+    // The tip's own family holds exactly the newest version of every key.
+    const absl::Status latest = store.CheckLatestForTesting();
+    ASSERT_TRUE(latest.ok()) << latest;
     const uint32_t tip = states_.rbegin()->first;
     for (uint32_t h = start_ - 1; h <= tip + 1; ++h) {
       const State& state = h > tip ? states_.at(tip) : states_.at(h);
@@ -153,6 +156,7 @@ class ModelChain {
   }
 
   const std::vector<std::string>& keys() const { return keys_; }
+  uint32_t tip() const { return states_.rbegin()->first; }
   const std::string& root(uint32_t h) const { return roots_.at(h); }
   const std::string& hash(uint32_t h) const { return hashes_.at(h); }
 
@@ -208,6 +212,41 @@ TEST_F(BlockStoreTest, RandomBlocksMatchModelAtEveryHeight) {
   Reopen();
   chain.Verify(*store_);
   EXPECT_EQ(store_->GetStartHeight(), 10u);
+}
+
+// Random commits, rollbacks (short and long, down to start - 1) and reopens, interleaved, each
+// followed by a check of every key at every height against the model.
+TEST_F(BlockStoreTest, RandomCommitsRollbacksAndReopensMatchTheModel) {
+  const uint32_t seed = 4242;
+  SCOPED_TRACE(::testing::Message() << "seed " << seed);
+  std::mt19937 rng(seed);
+  ModelChain chain(/*start=*/20, seed, /*key_count=*/80);
+  int generation = 0;
+  for (int step = 0; step < 60; ++step) {
+    const uint32_t tip = chain.tip();
+    switch (rng() % 6) {
+      case 0:
+      case 1:
+      case 2:
+        chain.CommitBlocks(*store_, tip + 1, 1 + static_cast<int>(rng() % 6),
+                           absl::StrCat("g", generation++));
+        break;
+      case 3:
+      case 4: {
+        if (tip < 20) break;  // nothing committed
+        const uint32_t back = 1 + rng() % std::min<uint32_t>(tip - 19, rng() % 4 == 0 ? 40 : 4);
+        ASSERT_TRUE(store_->Rollback(tip - back).ok()) << "to " << tip - back;
+        chain.Truncate(tip - back);
+        break;
+      }
+      case 5:
+        Reopen();
+        break;
+    }
+    if (::testing::Test::HasFatalFailure()) return;
+    chain.Verify(*store_);
+    if (::testing::Test::HasFatalFailure()) return;
+  }
 }
 
 TEST_F(BlockStoreTest, KeysThatArePrefixesOfEachOtherStayApart) {

@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <random>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -60,6 +61,7 @@ void VerifyWholeBlocks(const BlockStore& store, std::mt19937& rng, uint64_t* blo
 
   WriteSet state;
   WriteSet state_at_probe;
+  std::set<std::string> ever_written;  // each has one latest entry
   std::string root = t::ReferenceZeroRoot();
   uint64_t entries = 0;
   for (uint32_t h = start; h <= tip->height; ++h) {
@@ -75,6 +77,7 @@ void VerifyWholeBlocks(const BlockStore& store, std::mt19937& rng, uint64_t* blo
     root = t::ReferenceRoot(root, h, writes);
     ASSERT_EQ(block->state_root, root) << "height " << h;
     for (const auto& [k, v] : writes) {
+      ever_written.insert(k);
       if (v.empty()) {
         state.erase(k);
       } else {
@@ -89,7 +92,8 @@ void VerifyWholeBlocks(const BlockStore& store, std::mt19937& rng, uint64_t* blo
   // Nothing of a half-written block may be visible, not even above the tip...
   ASSERT_EQ(store.DumpAtHeightForTesting(UINT32_MAX).value(), state);
   // ...nor stored at all.
-  ASSERT_EQ(store.CountChainEntriesForTesting().value(), entries);
+  ASSERT_EQ(store.CountChainEntriesForTesting().value(), entries + ever_written.size());
+  ASSERT_TRUE(store.CheckLatestForTesting().ok()) << store.CheckLatestForTesting();
   for (int i = 0; i < t::kCrashKeySpace; ++i) {
     const std::string key = t::CrashKey(i);
     const auto expect = [](const WriteSet& m, const std::string& k) {
