@@ -15,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "benchmarks/bench_util.h"
 #include "engine/module.h"
 #include "engine/platform.h"
 #include "engine/worker_pool.h"
@@ -71,32 +72,6 @@ inline long ProcStatusKiB(const std::string& field) {
     if (line.rfind(field, 0) == 0) return std::stol(line.substr(field.size()));
   }
   return -1;
-}
-
-// A temporary directory, removed afterwards.
-class ScratchDir {
- public:
-  ScratchDir() {
-    std::string pattern = (std::filesystem::temp_directory_path() / "tandem-bench-XXXXXX").string();
-    if (mkdtemp(pattern.data()) == nullptr) std::abort();
-    path_ = pattern;
-  }
-  ~ScratchDir() {
-    std::error_code ignored;
-    std::filesystem::remove_all(path_, ignored);
-  }
-  const std::filesystem::path& path() const { return path_; }
-
- private:
-  std::filesystem::path path_;
-};
-
-// The q-quantile (0..1) of `samples` by nearest rank; 0 for none. Sorts `samples`.
-inline double Quantile(std::vector<double>& samples, double q) {
-  if (samples.empty()) return 0;
-  std::sort(samples.begin(), samples.end());
-  size_t rank = static_cast<size_t>(q * static_cast<double>(samples.size()));
-  return samples[std::min(rank, samples.size() - 1)];
 }
 
 inline double Micros(absl::Duration d) { return absl::ToDoubleMicroseconds(d); }
