@@ -1,0 +1,135 @@
+#!/usr/bin/python3
+"""Catch-up of a regtest chain: tandem-follow against `tandemctl submit` of the same blocks from a
+file. The follower's overhead is what reading the blocks from a live node (JSON-RPC, hex, parent
+checks) costs beyond feeding tandemd from a file; the target is at most 20%.
+
+A real node (Debian's litecoind, regtest) mines --chain_blocks blocks with wallet transactions every
+10 blocks; the blocks are written to a hex file (`getblock <hash> 0`). Each round starts two fresh
+tandemd (same flags: the defaults, fsync on, swap policy `block`) and times, from process start to
+exit:
+  submit  `tandemctl submit --start_height=1 FILE`
+  follow  `tandem-follow --start_height=1 --exit_at_tip` reading from the node
+The order alternates between rounds. Both tandemd end with the same tip and state root (checked).
+overhead = median(follow) / median(submit) - 1. Prints JSON (and writes it to --json_out).
+
+Run it under the machine lock, with nothing else running:
+  flock /work/wt/.cpu.lock python3 benchmarks/follow_bench.py --tandemd build/server/tandemd \
+    --tandemctl build/tools/tandemctl --follow build/tools/follow/tandem-follow \
+    --stubs build/proto/python --guests build/guests --json_out follow_bench.json
+"""
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "tests", "reliability"))
+sys.path.insert(0, os.path.join(HERE, "..", "tests", "tools", "follow"))
+import harness as h  # noqa: E402
+from litecoin_node import LitecoinNode  # noqa: E402
+
+
+def machine():
+    with open("/proc/cpuinfo") as cpuinfo:
+        model = next((line.split(":", 1)[1].strip() for line in cpuinfo
+                      if line.startswith("model name")), "?")
+    return {"cpus": os.cpu_count(), "cpu": model, "kernel": platform.release(),
+            "load_average": os.getloadavg()}
+
+
+def main():
+    args = h.common_args(__doc__, lambda p: (
+        p.add_argument("--tandemctl", required=True),
+        p.add_argument("--follow", required=True),
+        p.add_argument("--chain_blocks", type=int, default=2000),
+        p.add_argument("--rounds", type=int, default=3),
+        p.add_argument("--json_out")))
+    work = h.WorkDir("tandem-follow-bench-", args.keep)
+    module = os.path.join(args.guests, "bitcoin_indexer.wasm")
+    load_before = os.getloadavg()
+
+    node = LitecoinNode(work("node"), work("node.log")).start()
+    node.rpc("createwallet", "bench")
+    kinds = ("legacy", "p2sh-segwit", "bech32")
+    addresses = [node.rpc("getnewaddress", "", kind) for kind in kinds]
+    node.mine(101, addresses[2])
+    while node.height() < args.chain_blocks:
+        for address in addresses:
+            node.rpc("sendtoaddress", address, 0.5)
+        node.mine(min(10, args.chain_blocks - node.height()), addresses[node.height() % 3])
+    hex_path = work("blocks.hex")
+    node.write_hex_blocks(hex_path, 1, args.chain_blocks)
+    chain_bytes = os.path.getsize(hex_path) // 2
+
+    def fresh_tandemd(name):
+        return h.Node(args.tandemd, module, work(f"{name}-db"), work(f"{name}.log"),
+                      name=name).start()
+
+    def run_submit(round_index):
+        tandem = fresh_tandemd(f"submit-{round_index}")
+        started = time.perf_counter()
+        subprocess.run([args.tandemctl, f"--addr=127.0.0.1:{tandem.port}", "--start_height=1",
+                        "--progress=false", "submit", hex_path],
+                       check=True, capture_output=True, timeout=1200)
+        took = time.perf_counter() - started
+        return took, tandem
+
+    def run_follow(round_index):
+        tandem = fresh_tandemd(f"follow-{round_index}")
+        started = time.perf_counter()
+        subprocess.run([args.follow, f"--rpc_url={node.url}", *node.credentials_args(),
+                        f"--addr=127.0.0.1:{tandem.port}", "--start_height=1", "--exit_at_tip",
+                        "--metrics_listen=", "--progress_interval=1h"],
+                       check=True, capture_output=True, timeout=1200)
+        took = time.perf_counter() - started
+        return took, tandem
+
+    submit_seconds, follow_seconds = [], []
+    for round_index in range(args.rounds):
+        order = [("submit", run_submit), ("follow", run_follow)]
+        if round_index % 2:
+            order.reverse()
+        finished = {}
+        for name, run in order:
+            took, tandem = run(round_index)
+            assert tandem.tip() == args.chain_blocks, (name, tandem.tip())
+            finished[name] = tandem.block(args.chain_blocks)
+            (submit_seconds if name == "submit" else follow_seconds).append(took)
+            tandem.stop()
+            print(f"round {round_index + 1}: {name} {took:.2f} s "
+                  f"({args.chain_blocks / took:.0f} blocks/s)", file=sys.stderr, flush=True)
+        assert finished["submit"] == finished["follow"], "the two tandemd differ"
+    node.stop()
+
+    submit_median = statistics.median(submit_seconds)
+    follow_median = statistics.median(follow_seconds)
+    result = {
+        "benchmark": "follow_catch_up",
+        "blocks": args.chain_blocks,
+        "chain_bytes": chain_bytes,
+        "rounds": args.rounds,
+        "submit_seconds": [round(s, 3) for s in submit_seconds],
+        "follow_seconds": [round(s, 3) for s in follow_seconds],
+        "submit_median_seconds": round(submit_median, 3),
+        "follow_median_seconds": round(follow_median, 3),
+        "submit_blocks_per_second": round(args.chain_blocks / submit_median, 1),
+        "follow_blocks_per_second": round(args.chain_blocks / follow_median, 1),
+        "overhead": round(follow_median / submit_median - 1, 4),
+        "target_overhead": 0.20,
+        "meets_target": follow_median / submit_median - 1 <= 0.20,
+        "machine": machine(),
+        "load_average_before": load_before,
+        "date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
+    }
+    text = json.dumps(result, indent=2)
+    print(text)
+    if args.json_out:
+        with open(args.json_out, "w") as out:
+            out.write(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
