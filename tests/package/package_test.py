@@ -27,7 +27,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import harness as h  # noqa: E402
 
 EXPECTED_FILES = [
-    "usr/bin/tandemd", "usr/bin/tandemctl", "usr/bin/tandem-compare",
+    "usr/bin/tandemd", "usr/bin/tandemctl", "usr/bin/tandem-compare", "usr/bin/tandem-follow",
     "usr/share/tandem/guests/bitcoin_indexer.wasm",
     "usr/share/tandem/grafana/dashboards/tandem-overview.json",
     "usr/share/tandem/grafana/prometheus/rules.yml",
@@ -38,7 +38,8 @@ EXPECTED_FILES = [
     "etc/tandem/tandemd.flags",
     "lib/systemd/system/tandemd.service",
 ]
-BINARIES = ["usr/bin/tandemd", "usr/bin/tandemctl", "usr/bin/tandem-compare"]
+BINARIES = ["usr/bin/tandemd", "usr/bin/tandemctl", "usr/bin/tandem-compare",
+            "usr/bin/tandem-follow"]
 # Libraries whose package dpkg cannot name on a machine where they are only unpacked (setup.sh
 # keeps libnode108 in third_party/ when the machine's nodejs conflicts with it).
 KNOWN_PACKAGES = {"libnode.so.108": "libnode108"}
