@@ -174,6 +174,11 @@ absl::Status ValidateConfig(const ServerConfig& config) {
   if (config.replay_log_max_bytes == 0) {
     return Invalid("replay_log_max_bytes", "must be more than 0");
   }
+  if (!config.ingest_token.empty() &&
+      (config.ingest_token == config.token || config.ingest_token == config.admin_token)) {
+    return Invalid("ingest_token",
+                   "must differ from --token and --admin_token: writers are their own principal");
+  }
   return absl::OkStatus();
 }
 

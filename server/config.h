@@ -26,8 +26,11 @@ struct ServerConfig {
   std::string admin_listen = "127.0.0.1:50052";
   // Also serve Admin on the public listener.
   bool admin_on_public = false;
-  // host:port of the Prometheus endpoint (served once the metrics layer exists).
+  // host:port of the Prometheus endpoint; empty for none.
   std::string metrics_listen = "127.0.0.1:9464";
+  // When set, the file where the server writes the addresses it listens on (server/port_file.h)
+  // once it serves, and which it removes when it shuts down.
+  std::string port_file;
 
   proxy::SwapPolicy swap_policy = proxy::SwapPolicy::kBlock;
   double warm_at = 0.70;
@@ -59,8 +62,10 @@ struct ServerConfig {
   // PEM files; both or neither. With them every listener speaks TLS.
   std::string tls_cert_path;
   std::string tls_key_path;
-  // Bearer tokens; empty means none required. `token` guards Indexer, `admin_token` Admin.
+  // Bearer tokens; empty means none required. `token` guards the Indexer's reads, `ingest_token`
+  // its writes, `admin_token` Admin (see IndexerAccess in server/auth.h for the rules).
   std::string token;
+  std::string ingest_token;
   std::string admin_token;
 
   // Replay log cap in bytes.

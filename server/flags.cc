@@ -72,6 +72,10 @@ ABSL_FLAG(bool, admin_on_public, false,
           "there. Combine with --admin_token.");
 ABSL_FLAG(std::string, metrics_listen, "127.0.0.1:9464",
           "host:port of the Prometheus /metrics endpoint. Empty: no metrics endpoint.");
+ABSL_FLAG(std::string, port_file, "",
+          "When set, tandemd writes the addresses it listens on to this file once it serves (one "
+          "`listen=HOST:PORT`, `admin_listen=...`, `metrics_listen=...` line each, the ports it "
+          "got for port 0; written atomically) and removes it at shutdown. Also logged on stderr.");
 ABSL_FLAG(SwapPolicyFlag, swap_policy, SwapPolicyFlag{},
           "When the instance pair swaps: `block` (every block on a freshly warmed instance; "
           "deterministic for every guest), `threshold` (swap when memory passes --swap_at), "
@@ -119,8 +123,13 @@ ABSL_FLAG(std::string, tls_cert, "",
           "(plaintext).");
 ABSL_FLAG(std::string, tls_key, "", "PEM private key matching --tls_cert.");
 ABSL_FLAG(std::string, token, "",
-          "When set, Indexer calls must carry metadata `authorization: Bearer <token>`; missing "
-          "or wrong ones fail with UNAUTHENTICATED.");
+          "When set, Indexer reads (View, GetTip, GetBlock) must carry metadata `authorization: "
+          "Bearer <token>`; missing or wrong ones fail with UNAUTHENTICATED.");
+ABSL_FLAG(std::string, ingest_token, "",
+          "The writers' credential: when set, SubmitBlock, StreamBlocks and Rollback must carry "
+          "`authorization: Bearer <ingest_token>` (the read token is refused with "
+          "PERMISSION_DENIED). When empty, writes are accepted only if --listen is a loopback "
+          "address, so a public read endpoint can never submit or roll back.");
 ABSL_FLAG(std::string, admin_token, "",
           "When set, Admin calls must carry `authorization: Bearer <admin_token>`.");
 ABSL_FLAG(ByteSizeFlag, replay_log_max_bytes, ByteSizeFlag{64ull << 20},
@@ -166,6 +175,7 @@ absl::StatusOr<ServerConfig> ServerConfigFromFlags() {
   config.admin_listen = absl::GetFlag(FLAGS_admin_listen);
   config.admin_on_public = absl::GetFlag(FLAGS_admin_on_public);
   config.metrics_listen = absl::GetFlag(FLAGS_metrics_listen);
+  config.port_file = absl::GetFlag(FLAGS_port_file);
   config.swap_policy = absl::GetFlag(FLAGS_swap_policy).policy;
   config.warm_at = absl::GetFlag(FLAGS_warm_at);
   config.swap_at = absl::GetFlag(FLAGS_swap_at);
@@ -184,6 +194,7 @@ absl::StatusOr<ServerConfig> ServerConfigFromFlags() {
   config.tls_cert_path = absl::GetFlag(FLAGS_tls_cert);
   config.tls_key_path = absl::GetFlag(FLAGS_tls_key);
   config.token = absl::GetFlag(FLAGS_token);
+  config.ingest_token = absl::GetFlag(FLAGS_ingest_token);
   config.admin_token = absl::GetFlag(FLAGS_admin_token);
   config.replay_log_max_bytes = absl::GetFlag(FLAGS_replay_log_max_bytes).bytes;
   config.fsync = absl::GetFlag(FLAGS_fsync);

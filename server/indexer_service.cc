@@ -20,17 +20,28 @@ using tandem::v1::SubmitBlockResponse;
 // block that takes seconds never blocks gRPC's threads. Reads continue while a block runs
 // (pipelining) until the queue holds max_queued_blocks or max_queued_bytes.
 //
-// Lifetime: deleted by whichever of the worker (after Finish) and OnDone comes last.
+// Lifetime: deleted by whichever of the worker (after Finish) and OnDone comes last. While it
+// has a worker it is registered in the service's streams_, so that shutdown can stop it.
 class IndexerService::BlockStreamReactor final
     : public grpc::ServerBidiReactor<SubmitBlockRequest, SubmitBlockResponse> {
  public:
   BlockStreamReactor(IndexerService& service, grpc::CallbackServerContext* context)
       : service_(service) {
-    grpc::Status auth = CheckBearerToken(*context, service_.token_);
+    grpc::Status auth = CheckWriter(*context, service_.access_);
     if (!auth.ok()) {
       refs_ = 1;  // No worker.
       Finish(auth);
       return;
+    }
+    {
+      util::MutexLock streams(&service_.streams_mu_);
+      if (service_.shutting_down_) {
+        refs_ = 1;
+        Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "server shutting down"));
+        return;
+      }
+      service_.streams_.insert(this);
+      registered_ = true;
     }
     {
       util::MutexLock lock(&mu_);
@@ -38,6 +49,19 @@ class IndexerService::BlockStreamReactor final
     }
     StartRead(&request_);
     std::thread([this] { RunWorker(); }).detach();
+  }
+
+  ~BlockStreamReactor() override {
+    if (!registered_) return;
+    util::MutexLock streams(&service_.streams_mu_);
+    service_.streams_.erase(this);
+  }
+
+  // Makes the worker end the stream with UNAVAILABLE at its next block boundary (at once when it
+  // waits for a block). Called by BeginShutdown with the service's streams_mu_ held.
+  void Stop() {
+    util::MutexLock lock(&mu_);
+    stopping_ = true;
   }
 
   void OnReadDone(bool ok) override {
@@ -108,11 +132,18 @@ class IndexerService::BlockStreamReactor final
       {
         util::MutexLock lock(&mu_);
         auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-          return !queue_.empty() || input_done_ || cancelled_;
+          return !queue_.empty() || input_done_ || cancelled_ || stopping_;
         };
         mu_.Await(ready);
         if (cancelled_) return grpc::Status(grpc::StatusCode::CANCELLED, "stream cancelled");
-        if (queue_.empty()) return grpc::Status::OK;  // The client closed its side.
+        if (queue_.empty() && input_done_) return grpc::Status::OK;  // The client closed its side.
+        if (stopping_) {
+          return grpc::Status(
+              grpc::StatusCode::UNAVAILABLE,
+              queue_.empty() ? "server shutting down; no block was running"
+                             : absl::StrCat("block at height ", queue_.front().height,
+                                            ": server shutting down; resubmit from this height"));
+        }
         next = std::move(queue_.front());
         queue_.pop_front();
         if (next.block.ok()) queued_bytes_ -= next.block->bytes.size();
@@ -121,11 +152,6 @@ class IndexerService::BlockStreamReactor final
       }
       if (read_again) StartRead(&request_);
 
-      if (service_.shutting_down_.load()) {
-        return grpc::Status(grpc::StatusCode::UNAVAILABLE,
-                            absl::StrCat("block at height ", next.height,
-                                         ": server shutting down; resubmit from this height"));
-      }
       absl::StatusOr<proxy::BlockOutcome> outcome =
           next.block.ok() ? service_.pair_.SubmitBlock(*next.block)
                           : absl::StatusOr<proxy::BlockOutcome>(next.block.status());
@@ -156,6 +182,8 @@ class IndexerService::BlockStreamReactor final
   IndexerService& service_;
   // The worker and OnDone each hold one reference.
   std::atomic<int> refs_{2};
+  // Whether the constructor registered the stream in service_.streams_; constant after it.
+  bool registered_ = false;
 
   util::Mutex mu_;
   // Written by gRPC when a read completes; read_pending_ says a read is outstanding, and while it
@@ -169,6 +197,7 @@ class IndexerService::BlockStreamReactor final
   SubmitBlockResponse response_;
   bool write_pending_ ABSL_GUARDED_BY(mu_) = false;
   bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;  // Set by Stop().
 };
 
 namespace {
@@ -189,17 +218,23 @@ void HoldRefusal(const grpc::ServerContext& context, absl::Duration retry_in) {
 }  // namespace
 
 IndexerService::IndexerService(proxy::InstancePair& pair, const store::BlockStore& store,
-                               std::string token, PeerBudget* view_budget, StreamLimits limits)
+                               IndexerAccess access, PeerBudget* view_budget, StreamLimits limits)
     : pair_(pair),
       store_(store),
-      token_(std::move(token)),
+      access_(std::move(access)),
       view_budget_(view_budget),
       limits_(limits) {}
+
+void IndexerService::BeginShutdown() {
+  util::MutexLock streams(&streams_mu_);
+  shutting_down_ = true;
+  for (BlockStreamReactor* stream : streams_) stream->Stop();
+}
 
 grpc::Status IndexerService::SubmitBlock(grpc::ServerContext* context,
                                          const SubmitBlockRequest* request,
                                          SubmitBlockResponse* response) {
-  if (grpc::Status auth = CheckBearerToken(*context, token_); !auth.ok()) return auth;
+  if (grpc::Status auth = CheckWriter(*context, access_); !auth.ok()) return auth;
   absl::StatusOr<proxy::BlockSubmission> block = BlockSubmissionFromProto(*request);
   if (!block.ok()) return ToGrpcStatus(block.status());
   absl::StatusOr<proxy::BlockOutcome> outcome = pair_.SubmitBlock(*block);
@@ -216,7 +251,7 @@ grpc::ServerBidiReactor<SubmitBlockRequest, SubmitBlockResponse>* IndexerService
 grpc::Status IndexerService::View(grpc::ServerContext* context,
                                   const tandem::v1::ViewRequest* request,
                                   tandem::v1::ViewResponse* response) {
-  if (grpc::Status auth = CheckBearerToken(*context, token_); !auth.ok()) return auth;
+  if (grpc::Status auth = CheckReader(*context, access_); !auth.ok()) return auth;
   if (request->name().empty()) {
     return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "view name must not be empty");
   }
@@ -250,7 +285,7 @@ grpc::Status IndexerService::View(grpc::ServerContext* context,
 grpc::Status IndexerService::GetTip(grpc::ServerContext* context,
                                     const tandem::v1::GetTipRequest* /*request*/,
                                     tandem::v1::GetTipResponse* response) {
-  if (grpc::Status auth = CheckBearerToken(*context, token_); !auth.ok()) return auth;
+  if (grpc::Status auth = CheckReader(*context, access_); !auth.ok()) return auth;
   std::optional<uint32_t> start = store_.GetStartHeight();
   std::optional<store::BlockRecord> tip = store_.GetTip();
   if (tip.has_value()) ToProto(*tip, response->mutable_tip());
@@ -261,7 +296,7 @@ grpc::Status IndexerService::GetTip(grpc::ServerContext* context,
 grpc::Status IndexerService::GetBlock(grpc::ServerContext* context,
                                       const tandem::v1::GetBlockRequest* request,
                                       tandem::v1::GetBlockResponse* response) {
-  if (grpc::Status auth = CheckBearerToken(*context, token_); !auth.ok()) return auth;
+  if (grpc::Status auth = CheckReader(*context, access_); !auth.ok()) return auth;
   absl::StatusOr<store::BlockRecord> record = store_.GetBlock(request->height());
   if (!record.ok()) return ToGrpcStatus(record.status());
   ToProto(*record, response->mutable_block());
@@ -271,7 +306,7 @@ grpc::Status IndexerService::GetBlock(grpc::ServerContext* context,
 grpc::Status IndexerService::Rollback(grpc::ServerContext* context,
                                       const tandem::v1::RollbackRequest* request,
                                       tandem::v1::RollbackResponse* response) {
-  if (grpc::Status auth = CheckBearerToken(*context, token_); !auth.ok()) return auth;
+  if (grpc::Status auth = CheckWriter(*context, access_); !auth.ok()) return auth;
   if (absl::Status status = pair_.Rollback(request->height()); !status.ok()) {
     return ToGrpcStatus(status);
   }

@@ -5,10 +5,13 @@
 #include <atomic>
 #include <string>
 
+#include "absl/container/flat_hash_set.h"
 #include "proxy/instance_pair.h"
+#include "server/auth.h"
 #include "server/peer_budget.h"
 #include "store/block_store.h"
 #include "tandem/v1/tandem.grpc.pb.h"
+#include "util/mutex.h"
 
 namespace tandem::server {
 
@@ -24,14 +27,16 @@ class IndexerService final
     : public tandem::v1::Indexer::WithCallbackMethod_StreamBlocks<tandem::v1::Indexer::Service> {
  public:
   // REQUIRES: `pair` and `store` outlive the service and every call it runs (the server is shut
-  // down before them). `token` empty: no token required.
+  // down before them). `access` says who may read and who may write (server/auth.h).
   // `view_budget` (may be null: no limit) bounds how many instances one connection's views may
   // fail; it must outlive the service too.
-  IndexerService(proxy::InstancePair& pair, const store::BlockStore& store, std::string token,
+  IndexerService(proxy::InstancePair& pair, const store::BlockStore& store, IndexerAccess access,
                  PeerBudget* view_budget = nullptr, StreamLimits limits = {});
 
-  // After this, StreamBlocks calls end with UNAVAILABLE at their next block boundary.
-  void BeginShutdown() { shutting_down_.store(true); }
+  // After this, StreamBlocks calls end with UNAVAILABLE at their next block boundary: a stream
+  // waiting for its next block ends at once, one running a block ends when the block is done (it
+  // commits whole or not at all). New streams end with UNAVAILABLE as they start.
+  void BeginShutdown() ABSL_LOCKS_EXCLUDED(streams_mu_);
 
   grpc::Status SubmitBlock(grpc::ServerContext* context,
                            const tandem::v1::SubmitBlockRequest* request,
@@ -53,13 +58,16 @@ class IndexerService final
   // Constant after construction.
   proxy::InstancePair& pair_;
   const store::BlockStore& store_;
-  const std::string token_;
+  const IndexerAccess access_;
   PeerBudget* const view_budget_;
   const StreamLimits limits_;
 
-  // Set once at shutdown; read by stream workers between blocks. An atomic flag: a stream that
-  // misses the change finishes one more block, which is harmless.
-  std::atomic<bool> shutting_down_{false};
+  // The StreamBlocks calls alive, so that BeginShutdown can wake the ones waiting for a block.
+  // A stream registers when it starts and deregisters before it is deleted. Lock order:
+  // streams_mu_, then a stream's own mutex.
+  util::Mutex streams_mu_;
+  absl::flat_hash_set<BlockStreamReactor*> streams_ ABSL_GUARDED_BY(streams_mu_);
+  bool shutting_down_ ABSL_GUARDED_BY(streams_mu_) = false;
 };
 
 }  // namespace tandem::server

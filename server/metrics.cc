@@ -2,10 +2,17 @@
 // prometheus-cpp's exceptions (an exposer that cannot bind) are converted to absl::Status here.
 #include "server/metrics.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <array>
+#include <atomic>
 #include <exception>
 #include <filesystem>
 #include <system_error>
+#include <thread>
 #include <utility>
 
 #include "absl/strings/ascii.h"
@@ -469,7 +476,13 @@ absl::StatusOr<std::unique_ptr<prometheus::Exposer>> StartMetricsExposer(
         absl::StrCat("metrics address \"", address, "\" is not host:port"));
   }
   try {
-    auto exposer = std::make_unique<prometheus::Exposer>(std::string(address));
+    // civetweb gives each connection a worker thread until its request has arrived, waiting up
+    // to request_timeout_ms (30 s by default) for it. With its 2 default threads, two idle TCP
+    // connections held /metrics for 30 s: Prometheus must not be starved by idle sockets, so
+    // there are more workers, and an idle connection is dropped after a few seconds.
+    auto exposer = std::make_unique<prometheus::Exposer>(std::vector<std::string>{
+        "listening_ports", std::string(address), "num_threads", absl::StrCat(kExposerThreads),
+        "request_timeout_ms", absl::StrCat(absl::ToInt64Milliseconds(kExposerRequestTimeout))});
     exposer->RegisterCollectable(collectable);
     return exposer;
   } catch (const std::exception& error) {
@@ -477,6 +490,53 @@ absl::StatusOr<std::unique_ptr<prometheus::Exposer>> StartMetricsExposer(
         absl::StrCat("cannot serve metrics on ", address,
                      " (port in use or address not local?): ", error.what()));
   }
+}
+
+namespace {
+
+// Opens and closes a TCP connection to host:port (a numeric IPv4 or IPv6 host); failures are
+// ignored: this only wakes a server that may already have stopped listening.
+void Poke(const std::string& host, int port) {
+  sockaddr_storage address{};
+  socklen_t length = 0;
+  if (auto* v4 = reinterpret_cast<sockaddr_in*>(&address);
+      inet_pton(AF_INET, host.c_str(), &v4->sin_addr) == 1) {
+    v4->sin_family = AF_INET;
+    v4->sin_port = htons(static_cast<uint16_t>(port));
+    length = sizeof(sockaddr_in);
+  } else if (auto* v6 = reinterpret_cast<sockaddr_in6*>(&address);
+             inet_pton(AF_INET6, host.c_str(), &v6->sin6_addr) == 1) {
+    v6->sin6_family = AF_INET6;
+    v6->sin6_port = htons(static_cast<uint16_t>(port));
+    length = sizeof(sockaddr_in6);
+  } else {
+    return;
+  }
+  const int fd = socket(address.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return;
+  (void)connect(fd, reinterpret_cast<sockaddr*>(&address), length);
+  close(fd);
+}
+
+}  // namespace
+
+void StopMetricsExposer(std::unique_ptr<prometheus::Exposer> exposer, absl::string_view address) {
+  if (exposer == nullptr) return;
+  const std::vector<int> ports = exposer->GetListeningPorts();
+  std::string host(address.substr(0, address.rfind(':')));
+  if (absl::StartsWith(host, "[")) host = host.substr(1, host.size() - 2);
+  if (host.empty() || host == "0.0.0.0") host = "127.0.0.1";
+  if (host == "::") host = "::1";
+  std::atomic<bool> stopped{false};
+  std::thread stopper([&] {
+    exposer.reset();
+    stopped = true;
+  });
+  while (!stopped.load()) {
+    for (int port : ports) Poke(host, port);
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  stopper.join();
 }
 
 }  // namespace tandem::server

@@ -229,12 +229,23 @@ class MetricsCollectable final : public prometheus::Collectable {
   mutable util::Mutex mu_;
 };
 
-// Serves `collectable` as Prometheus text on http://<address>/metrics (civetweb, 2 threads).
+// The /metrics server's worker threads, and how long a connection may stay without a complete
+// request before it is dropped: idle connections cannot keep Prometheus out for long.
+inline constexpr int kExposerThreads = 8;
+inline constexpr absl::Duration kExposerRequestTimeout = absl::Seconds(3);
+
+// Serves `collectable` as Prometheus text on http://<address>/metrics (civetweb, kExposerThreads
+// workers, kExposerRequestTimeout per request).
 // `address` is host:port (IPv4 or a bracketed IPv6 host); port 0 picks a free port, which
 // exposer->GetListeningPorts() reports. Returns the running exposer (destroying it stops it), or
 // UNAVAILABLE naming the address when it cannot listen there (port in use, bad host), or
 // INVALID_ARGUMENT when `address` is not host:port.
 absl::StatusOr<std::unique_ptr<prometheus::Exposer>> StartMetricsExposer(
     absl::string_view address, const std::weak_ptr<prometheus::Collectable>& collectable);
+
+// Stops `exposer` (started on `address`) and returns once its threads are gone. civetweb's accept
+// loop waits on its sockets up to 2 s at a time and sees a stop request only then; a connection
+// to each listening port (on `address`'s host, loopback for a wildcard) wakes it at once.
+void StopMetricsExposer(std::unique_ptr<prometheus::Exposer> exposer, absl::string_view address);
 
 }  // namespace tandem::server

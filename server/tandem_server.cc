@@ -1,17 +1,23 @@
 #include "server/tandem_server.h"
 
+#include <algorithm>
+#include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <thread>
 
 #include "absl/base/call_once.h"
 #include "absl/strings/str_cat.h"
 #include "engine/platform.h"
+#include "grpc/grpc.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server_builder.h"
+#include "server/auth.h"
 #include "server/health.h"
+#include "util/status_macros.h"
 
 namespace tandem::server {
 namespace {
@@ -49,6 +55,10 @@ void EnableHealthAndReflection() {
 absl::StatusOr<std::unique_ptr<TandemServer>> TandemServer::Start(const ServerConfig& config,
                                                                   Logger& logger) {
   auto server = std::unique_ptr<TandemServer>(new TandemServer(config, logger));
+  if (!config.port_file.empty()) {
+    // A file left by a process that was killed must not pass for this one's.
+    TANDEM_RETURN_IF_ERROR(RemovePortFile(config.port_file));
+  }
 
   if (absl::Status status = engine::InitializeV8(); !status.ok()) {
     return absl::UnavailableError(absl::StrCat("cannot start V8: ", status.message()));
@@ -108,8 +118,24 @@ absl::StatusOr<std::unique_ptr<TandemServer>> TandemServer::Start(const ServerCo
   }
   if (absl::Status status = server->StartListeners(); !status.ok()) return status;
   server->health_thread_ = std::thread([raw = server.get()] { raw->HealthMain(); });
-  logger.Info(absl::StrCat("serving, swap policy ", proxy::SwapPolicyName(config.swap_policy)));
+  if (!config.port_file.empty()) {
+    if (absl::Status written = WritePortFile(config.port_file, server->bound_addresses());
+        !written.ok()) {
+      return written;
+    }
+  }
+  logger.Info(absl::StrCat("serving, swap policy ", proxy::SwapPolicyName(config.swap_policy),
+                           config.port_file.empty() ? "" : "; addresses in ", config.port_file));
   return server;
+}
+
+BoundAddresses TandemServer::bound_addresses() const {
+  BoundAddresses addresses;
+  if (public_port_ != 0) addresses.listen = WithPort(config_.listen, public_port_);
+  if (admin_port_ != 0) addresses.admin_listen = WithPort(config_.admin_listen, admin_port_);
+  if (metrics_port_ != 0)
+    addresses.metrics_listen = WithPort(config_.metrics_listen, metrics_port_);
+  return addresses;
 }
 
 absl::Status TandemServer::StartListeners() {
@@ -130,11 +156,19 @@ absl::Status TandemServer::StartListeners() {
   budget.burst = config_.view_failure_budget;
   budget.refill_per_second = config_.view_failure_refill_per_second;
   view_budget_ = std::make_unique<PeerBudget>(budget);
-  indexer_ = std::make_unique<IndexerService>(*pair_, *store_, config_.token, view_budget_.get());
+  IndexerAccess access{config_.token, config_.ingest_token, IsLoopbackAddress(config_.listen)};
+  if (access.ingest_token.empty() && !access.local_listener) {
+    logger_.Info(absl::StrCat("writes (SubmitBlock, StreamBlocks, Rollback) on ", config_.listen,
+                              " are refused: other hosts can reach it and no --ingest_token is "
+                              "set"));
+  }
+  indexer_ =
+      std::make_unique<IndexerService>(*pair_, *store_, std::move(access), view_budget_.get());
   // Every call on either listener is counted and timed for grpc_server_* metrics.
   auto metric_interceptors = [this] {
     std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> creators;
     creators.push_back(NewGrpcMetricsInterceptorFactory(*metrics_));
+    creators.push_back(NewCallTrackerInterceptorFactory(calls_));
     return creators;
   };
   grpc::ServerBuilder public_builder;
@@ -220,6 +254,12 @@ void TandemServer::Shutdown(absl::Duration grace) {
   if (health_thread_.joinable()) health_thread_.join();
   if (shut_down_) return;
   shut_down_ = true;
+  if (!config_.port_file.empty() && public_server_ != nullptr) {
+    // No longer serving: a script that reads the file must not find this server's ports.
+    if (absl::Status removed = RemovePortFile(config_.port_file); !removed.ok()) {
+      logger_.Warning(removed.message());
+    }
+  }
   const bool serving = public_server_ != nullptr;
   if (serving) {
     logger_.Info(absl::StrCat("shutting down: in-flight calls have ", absl::FormatDuration(grace),
@@ -237,16 +277,39 @@ void TandemServer::Shutdown(absl::Duration grace) {
       health->SetServingStatus(false);
     }
   }
-  for (grpc::Server* server : {public_server_.get(), admin_server_.get()}) {
-    if (server != nullptr) server->Shutdown(deadline);
+  // gRPC's Shutdown waits for every connection to close, and a client that keeps an idle channel
+  // does not answer the server's GOAWAY for seconds. So the servers shut down on a thread of
+  // their own while this one waits for the calls in flight (at most `grace`); once there are
+  // none, the remaining connections are closed at once.
+  std::atomic<bool> listeners_stopped{false};
+  std::thread stopper([&] {
+    for (grpc::Server* server : {public_server_.get(), admin_server_.get()}) {
+      if (server != nullptr) server->Shutdown(deadline);
+    }
+    listeners_stopped = true;
+  });
+  const absl::Time grace_end = absl::Now() + grace;
+  while (!listeners_stopped.load()) {
+    if (calls_.WaitUntilIdle(std::min(grace_end, absl::Now() + absl::Milliseconds(50))) &&
+        !listeners_stopped.load()) {
+      // Nothing of ours runs: what is left are idle connections and gRPC's own streams (health
+      // watches). Repeated while the servers stop, since a connection may arrive meanwhile.
+      for (grpc::Server* server : {public_server_.get(), admin_server_.get()}) {
+        if (server != nullptr) grpc_server_cancel_all_calls(server->c_server());
+      }
+      absl::SleepFor(absl::Milliseconds(10));
+    }
+    if (absl::Now() >= grace_end) break;  // gRPC cancels the calls still running itself.
   }
+  stopper.join();
   public_server_.reset();
   admin_server_.reset();
   if (serving) logger_.Info("listeners stopped; stopping the instance pair");
   public_admin_.reset();
   admin_.reset();
   indexer_.reset();
-  metrics_exposer_.reset();  // No scrape can be in flight any more.
+  // No scrape can be in flight any more.
+  StopMetricsExposer(std::move(metrics_exposer_), config_.metrics_listen);
   metrics_collectable_.reset();
   pair_.reset();  // No call can be in flight any more: every server has shut down.
   pair_events_.reset();

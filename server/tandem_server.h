@@ -12,12 +12,14 @@
 #include "grpcpp/server.h"
 #include "proxy/instance_pair.h"
 #include "server/admin_service.h"
+#include "server/call_tracker.h"
 #include "server/config.h"
 #include "server/event_hub.h"
 #include "server/indexer_service.h"
 #include "server/logger.h"
 #include "server/metrics.h"
 #include "server/peer_budget.h"
+#include "server/port_file.h"
 #include "store/block_store.h"
 #include "util/mutex.h"
 
@@ -44,15 +46,18 @@ class TandemServer {
   TandemServer(const TandemServer&) = delete;
   TandemServer& operator=(const TandemServer&) = delete;
 
-  // Stops accepting calls, lets in-flight calls finish for at most `grace` and cancels the rest
-  // (a block that already runs completes or fails whole: commits are atomic), ends event
-  // streams, then destroys the pair and closes the store. Idempotent.
+  // Stops accepting calls, ends event streams and block streams that wait for their next block,
+  // lets in-flight calls finish for at most `grace` and cancels the rest (a block that already
+  // runs completes or fails whole: commits are atomic), closes idle connections as soon as no
+  // call is in flight, then destroys the pair and closes the store. Idempotent.
   void Shutdown(absl::Duration grace);
 
   // The bound ports (useful with port 0); 0 when that listener is off.
   int public_port() const { return public_port_; }
   int admin_port() const { return admin_port_; }
   int metrics_port() const { return metrics_port_; }
+  // The same as host:port addresses (what config.port_file holds).
+  BoundAddresses bound_addresses() const;
 
   proxy::InstancePair& pair() { return *pair_; }
   store::BlockStore& store() { return *store_; }
@@ -80,6 +85,8 @@ class TandemServer {
   std::shared_ptr<MetricsCollectable> metrics_collectable_;
   std::unique_ptr<prometheus::Exposer> metrics_exposer_;
   std::unique_ptr<PeerBudget> view_budget_;  // Read by indexer_.
+  // Counts the tandem calls in flight on both listeners; outlives them.
+  CallTracker calls_;
   std::unique_ptr<IndexerService> indexer_;
   std::unique_ptr<AdminService> admin_;         // On the admin listener.
   std::unique_ptr<AdminService> public_admin_;  // On the public one (--admin_on_public).

@@ -39,6 +39,9 @@ ABSL_FLAG(std::string, addr, "127.0.0.1:50051", "Address of tandemd's public lis
 ABSL_FLAG(std::string, admin_addr, "127.0.0.1:50052",
           "Address of tandemd's admin listener (status, swap, watch, init).");
 ABSL_FLAG(std::string, token, "", "Bearer token sent with every call (tandemd --token).");
+ABSL_FLAG(std::string, ingest_token, "",
+          "Bearer token for writes: submit and rollback (tandemd --ingest_token); default: "
+          "--token. Also used for reads when --token is empty.");
 ABSL_FLAG(std::string, admin_token, "",
           "Bearer token for Admin calls (tandemd --admin_token); default: --token.");
 ABSL_FLAG(bool, json, false, "Print one JSON object per result (scripts) instead of text.");
@@ -129,8 +132,9 @@ bool ReadWholeFile(const std::string& path, std::string* out) {
   return true;
 }
 
-// The connections of one tandemctl run, one per principal: the public listener (--addr, --token)
-// and the admin listener (--admin_addr, --admin_token, default --token).
+// The connections of one tandemctl run, one per principal: readers and writers on the public
+// listener (--addr; --token, and --ingest_token for writes) and the admin listener (--admin_addr,
+// --admin_token, default --token).
 //
 // Threading: constant after Open; used by the command's thread and, during submit, its writer
 // thread (Connection is thread-safe).
@@ -139,30 +143,39 @@ class Client {
   // Returns the shared flags' error when --tls_ca cannot be used.
   static absl::StatusOr<std::unique_ptr<Client>> Open() {
     const std::string token = absl::GetFlag(FLAGS_token);
+    std::string ingest_token = absl::GetFlag(FLAGS_ingest_token);
+    if (ingest_token.empty()) ingest_token = token;
     std::string admin_token = absl::GetFlag(FLAGS_admin_token);
     if (admin_token.empty()) admin_token = token;
-    absl::StatusOr<client::ConnectionOptions> public_options =
-        client::ConnectionOptionsFromFlags(absl::GetFlag(FLAGS_addr), token);
+    absl::StatusOr<client::ConnectionOptions> public_options = client::ConnectionOptionsFromFlags(
+        absl::GetFlag(FLAGS_addr), token.empty() ? ingest_token : token);
     if (!public_options.ok()) return public_options.status();
+    absl::StatusOr<client::ConnectionOptions> writer_options =
+        client::ConnectionOptionsFromFlags(absl::GetFlag(FLAGS_addr), ingest_token);
+    if (!writer_options.ok()) return writer_options.status();
     absl::StatusOr<client::ConnectionOptions> admin_options =
         client::ConnectionOptionsFromFlags(absl::GetFlag(FLAGS_admin_addr), admin_token);
     if (!admin_options.ok()) return admin_options.status();
-    return std::unique_ptr<Client>(
-        new Client(*std::move(public_options), *std::move(admin_options)));
+    return std::unique_ptr<Client>(new Client(
+        *std::move(public_options), *std::move(writer_options), *std::move(admin_options)));
   }
 
   // Views, the tip and block records.
   Connection& reader() { return public_; }
   // Submit and rollback.
-  Connection& writer() { return public_; }
+  Connection& writer() { return writer_; }
   // Status, swap, watch and init calls.
   Connection& admin_connection() { return admin_; }
 
  private:
-  Client(client::ConnectionOptions public_options, client::ConnectionOptions admin_options)
-      : public_(std::move(public_options)), admin_(std::move(admin_options)) {}
+  Client(client::ConnectionOptions public_options, client::ConnectionOptions writer_options,
+         client::ConnectionOptions admin_options)
+      : public_(std::move(public_options)),
+        writer_(std::move(writer_options)),
+        admin_(std::move(admin_options)) {}
 
   Connection public_;
+  Connection writer_;  // The public listener again, with the writers' token.
   Connection admin_;
 };
 

@@ -344,6 +344,55 @@ TEST_F(IndexerServiceTest, TokenGuardsEveryIndexerCall) {
           .ok());
 }
 
+TEST_F(IndexerServiceTest, ReadersCannotWriteWhenWritersHaveTheirOwnToken) {
+  ServerConfig config = TestConfig(dir_);
+  config.token = "reader";
+  config.ingest_token = "writer";
+  RunningServer s = Start(config);
+  tandem::v1::SubmitBlockResponse response;
+  grpc::Status as_reader =
+      s.indexer->SubmitBlock(Context("reader").get(), BlockRequest(1, blocks_[0].bytes), &response);
+  EXPECT_EQ(as_reader.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_THAT(as_reader.error_message(), HasSubstr("ingest token"));
+  auto context = Context("reader");
+  auto stream = s.indexer->StreamBlocks(context.get());
+  stream->Write(BlockRequest(1, blocks_[0].bytes));
+  stream->WritesDone();
+  EXPECT_FALSE(stream->Read(&response));
+  EXPECT_EQ(stream->Finish().error_code(), grpc::StatusCode::PERMISSION_DENIED);
+
+  ASSERT_TRUE(
+      s.indexer->SubmitBlock(Context("writer").get(), BlockRequest(1, blocks_[0].bytes), &response)
+          .ok());
+  tandem::v1::RollbackRequest rollback;
+  rollback.set_height(0);
+  tandem::v1::RollbackResponse rolled;
+  EXPECT_EQ(s.indexer->Rollback(Context("reader").get(), rollback, &rolled).error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+  tandem::v1::GetTipResponse tip;
+  ASSERT_TRUE(s.indexer->GetTip(Context("reader").get(), {}, &tip).ok());
+  EXPECT_EQ(tip.tip().height(), 1u) << "a reader's rollback went through";
+  EXPECT_TRUE(s.indexer->GetTip(Context("writer").get(), {}, &tip).ok());
+}
+
+TEST_F(IndexerServiceTest, APublicListenerWithoutAnIngestTokenNeverWrites) {
+  // 0.0.0.0: reachable from other hosts (the test reaches it on loopback).
+  ServerConfig config = TestConfig(dir_);
+  config.listen = "0.0.0.0:0";
+  RunningServer s = Start(config);
+  tandem::v1::SubmitBlockResponse response;
+  grpc::Status refused =
+      s.indexer->SubmitBlock(Context().get(), BlockRequest(1, blocks_[0].bytes), &response);
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_THAT(refused.error_message(), HasSubstr("--ingest_token"));
+  tandem::v1::RollbackRequest rollback;
+  tandem::v1::RollbackResponse rolled;
+  EXPECT_EQ(s.indexer->Rollback(Context().get(), rollback, &rolled).error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+  tandem::v1::GetTipResponse tip;
+  EXPECT_TRUE(s.indexer->GetTip(Context().get(), {}, &tip).ok());  // Reads stay public.
+}
+
 TEST_F(IndexerServiceTest, ShutdownWithAStreamOpenEndsItAndKeepsCommittedBlocks) {
   RunningServer s = Start(TestConfig(dir_));
   auto context = Context();
@@ -410,6 +459,24 @@ TEST_F(IndexerServiceTest, AConnectionWhoseViewsKeepFailingInstancesIsHeldBackAn
     grpc::Status fine = honest->View(Context().get(), good, &response);
     EXPECT_TRUE(fine.ok()) << fine.error_message();
   }
+}
+
+TEST_F(IndexerServiceTest, ShutdownEndsAnIdleStreamAtOnceNotAfterTheGrace) {
+  RunningServer s = Start(TestConfig(dir_));
+  auto context = Context();
+  auto stream = s.indexer->StreamBlocks(context.get());
+  ASSERT_TRUE(stream->Write(BlockRequest(1, blocks_[0].bytes)));
+  tandem::v1::SubmitBlockResponse response;
+  ASSERT_TRUE(stream->Read(&response));
+  // The stream waits for its next block. Shutdown must not wait the 60 s grace for it: an idle
+  // stream has nothing in flight and ends at once, telling the client why.
+  absl::Time started = absl::Now();
+  s.server->Shutdown(absl::Seconds(60));
+  EXPECT_LT(absl::Now() - started, absl::Seconds(20)) << "shutdown waited for an idle stream";
+  EXPECT_FALSE(stream->Read(&response));
+  grpc::Status status = stream->Finish();
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE) << status.error_message();
+  EXPECT_THAT(status.error_message(), HasSubstr("shutting down"));
 }
 
 }  // namespace

@@ -464,16 +464,30 @@ TEST(MetricsWithPairTest, BlocksSwapsAndStatusReachTheScrape) {
   }
 }
 
-// Sends `GET /metrics` to 127.0.0.1:`port` and returns the whole response ("" on failure).
-std::string HttpGetMetrics(int port) {
+// A TCP connection to 127.0.0.1:`port` whose reads give up after `timeout`; -1 on failure.
+int Connect(int port, absl::Duration timeout) {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) return "";
+  if (fd < 0) return -1;
+  timeval limit = absl::ToTimeval(timeout);
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof(limit));
   sockaddr_in address{};
   address.sin_family = AF_INET;
   address.sin_port = htons(static_cast<uint16_t>(port));
   address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+// Sends `GET /metrics` to 127.0.0.1:`port` and returns the whole response ("" on failure, or
+// what arrived before a read waited longer than `timeout`).
+std::string HttpGetMetrics(int port, absl::Duration timeout = absl::Seconds(30)) {
+  int fd = Connect(port, timeout);
+  if (fd < 0) return "";
   std::string response;
-  if (connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0) {
+  {
     const std::string request = "GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
     if (write(fd, request.data(), request.size()) == static_cast<ssize_t>(request.size())) {
       char buffer[4096];
@@ -510,6 +524,30 @@ TEST_F(MetricsTest, ExposerServesTheCollectableAndReportsABusyPort) {
     EXPECT_EQ(StartMetricsExposer(bad, collectable).status().code(),
               absl::StatusCode::kInvalidArgument)
         << bad;
+  }
+}
+
+TEST_F(MetricsTest, IdleConnectionsNeitherStarveTheScrapeNorStayOpen) {
+  auto collectable = std::make_shared<MetricsCollectable>(metrics_, nullptr, nullptr);
+  absl::StatusOr<std::unique_ptr<prometheus::Exposer>> exposer =
+      StartMetricsExposer("127.0.0.1:0", collectable);
+  ASSERT_TRUE(exposer.ok()) << exposer.status();
+  const int port = (*exposer)->GetListeningPorts().at(0);
+  // Clients that connect and send nothing, more of them than civetweb's 2 default workers.
+  std::vector<int> idle;
+  for (int i = 0; i < kExposerThreads - 2; ++i) {
+    idle.push_back(Connect(port, kExposerRequestTimeout + absl::Seconds(20)));
+    ASSERT_GE(idle.back(), 0);
+  }
+  // Prometheus still gets its answer, long before an idle client would have given up.
+  EXPECT_THAT(HttpGetMetrics(port, absl::Seconds(10)), HasSubstr("200 OK"))
+      << "idle connections kept the scrape out";
+  // And the server hangs up on them (read returns 0: closed), rather than keeping a worker each
+  // for as long as they like (read would time out: -1, EAGAIN).
+  for (int fd : idle) {
+    char byte;
+    EXPECT_EQ(read(fd, &byte, 1), 0) << "an idle connection stayed open: errno " << errno;
+    close(fd);
   }
 }
 

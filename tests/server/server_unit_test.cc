@@ -1,5 +1,9 @@
 // Unit tests of the server's small pieces: byte sizes, config validation, the status mapping,
-// bearer tokens, log lines and the event hub.
+// bearer tokens, log lines, the event hub and the port file.
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/auth.h"
@@ -7,7 +11,9 @@
 #include "server/convert.h"
 #include "server/event_hub.h"
 #include "server/logger.h"
+#include "server/port_file.h"
 #include "server/status_mapping.h"
+#include "tests/server/test_server_dirs.h"
 
 namespace tandem::server {
 namespace {
@@ -60,6 +66,9 @@ TEST(ConfigTest, RefusesValuesOutOfRange) {
   config = Valid();
   config.memory_limit_bytes = 1000;
   ExpectInvalid(config, "memory_limit");
+  config = Valid();
+  config.token = config.ingest_token = "same";
+  ExpectInvalid(config, "ingest_token");
   config = Valid();
   config.memory_limit_bytes = 5ull << 30;
   ExpectInvalid(config, "memory_limit");
@@ -137,10 +146,83 @@ TEST(AuthTest, BearerTokens) {
   EXPECT_EQ(CheckBearerToken("Basic abc", "abc").error_code(), grpc::StatusCode::UNAUTHENTICATED);
 }
 
+TEST(AuthTest, ReadersAndWritersAreDifferentPrincipals) {
+  const IndexerAccess open{"", "", /*local_listener=*/true};
+  EXPECT_TRUE(CheckReader("", open).ok());
+  EXPECT_TRUE(CheckWriter("", open).ok());  // A loopback listener with no tokens: as before.
+
+  // A public listener without an ingest token reads but never writes, whatever is presented.
+  const IndexerAccess public_reads{"", "", /*local_listener=*/false};
+  EXPECT_TRUE(CheckReader("", public_reads).ok());
+  grpc::Status refused = CheckWriter("Bearer anything", public_reads);
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_THAT(refused.error_message(), HasSubstr("--ingest_token"));
+
+  // With both tokens: the read token reads, only the ingest token writes (and reads).
+  for (bool local : {true, false}) {
+    const IndexerAccess split{"reader", "writer", local};
+    EXPECT_EQ(CheckReader("", split).error_code(), grpc::StatusCode::UNAUTHENTICATED);
+    EXPECT_TRUE(CheckReader("Bearer reader", split).ok());
+    EXPECT_TRUE(CheckReader("Bearer writer", split).ok());
+    EXPECT_EQ(CheckWriter("Bearer reader", split).error_code(),
+              grpc::StatusCode::PERMISSION_DENIED);
+    EXPECT_EQ(CheckWriter("", split).error_code(), grpc::StatusCode::UNAUTHENTICATED);
+    EXPECT_EQ(CheckWriter("Bearer wrong", split).error_code(), grpc::StatusCode::UNAUTHENTICATED);
+    EXPECT_TRUE(CheckWriter("Bearer writer", split).ok());
+  }
+  // An ingest token alone: public reads, token-guarded writes.
+  const IndexerAccess writers_only{"", "writer", false};
+  EXPECT_TRUE(CheckReader("", writers_only).ok());
+  EXPECT_EQ(CheckWriter("", writers_only).error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_TRUE(CheckWriter("Bearer writer", writers_only).ok());
+}
+
+TEST(AuthTest, LoopbackAddresses) {
+  for (const char* local : {"127.0.0.1:50051", "127.0.0.1:0", "127.1.2.3:1", "localhost:50051",
+                            "[::1]:50051", "unix:/run/tandem.sock"}) {
+    EXPECT_TRUE(IsLoopbackAddress(local)) << local;
+  }
+  for (const char* remote : {"0.0.0.0:50051", "[::]:50051", "10.0.0.5:50051", "example.org:443",
+                             "128.0.0.1:1", "127.0.0.1.5:1", "[::ffff:10.0.0.1]:1"}) {
+    EXPECT_FALSE(IsLoopbackAddress(remote)) << remote;
+  }
+}
+
 TEST(LoggerTest, OneLinePerEventWithATimestamp) {
   std::string line = Logger::FormatLine(absl::FromUnixMicros(1700000000123456),
                                         Logger::Severity::kWarning, "two\nlines\x01");
   EXPECT_EQ(line, "2023-11-14T22:13:20.123456Z W two\\nlines\\x01");
+}
+
+TEST(PortFileTest, RoundTripsAndRefusesWhatItDoesNotWrite) {
+  BoundAddresses addresses{"127.0.0.1:40123", "", "[::1]:9464"};
+  EXPECT_EQ(FormatPortFile(addresses),
+            "listen=127.0.0.1:40123\nadmin_listen=\nmetrics_listen=[::1]:9464\n");
+  absl::StatusOr<BoundAddresses> parsed = ParsePortFile(FormatPortFile(addresses));
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_EQ(*parsed, addresses);
+  EXPECT_THAT(ParsePortFile("listen 127.0.0.1:1\n").status().message(),
+              HasSubstr("line 1 is not name=value"));
+  EXPECT_THAT(ParsePortFile("listen=a:1\npublic=b:2\n").status().message(),
+              HasSubstr("line 2 names no listener"));
+  EXPECT_THAT(ParsePortFile("listen=a:1\nlisten=b:2\n").status().message(),
+              HasSubstr("repeats 'listen'"));
+}
+
+TEST(PortFileTest, IsWrittenWholeAndRemoved) {
+  testing::ScratchDir dir;
+  const std::string path = (dir.path() / "ports").string();
+  ASSERT_TRUE(WritePortFile(path, {"127.0.0.1:1", "127.0.0.1:2", ""}).ok());
+  EXPECT_FALSE(std::filesystem::exists(path + ".tmp"));
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  EXPECT_EQ(ParsePortFile(text.str())->admin_listen, "127.0.0.1:2");
+  EXPECT_TRUE(RemovePortFile(path).ok());
+  EXPECT_FALSE(std::filesystem::exists(path));
+  EXPECT_TRUE(RemovePortFile(path).ok());  // Already gone: fine.
+  EXPECT_EQ(WritePortFile((dir.path() / "no" / "such" / "folder").string(), {}).code(),
+            absl::StatusCode::kUnavailable);
 }
 
 TEST(ConvertTest, RefusesHashesOfTheWrongLength) {

@@ -1,5 +1,8 @@
 // tandemd as a process: --help, the exit statuses of bad flags (2) and of an invalid module (1,
-// naming the import), serving over gRPC, and a clean shutdown on SIGTERM and SIGINT.
+// naming the import), serving over gRPC, a clean shutdown on SIGTERM and SIGINT that waits for
+// calls in flight and for nothing else (idle streams and channels).
+#include <thread>
+
 #include "gmock/gmock.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
@@ -11,7 +14,7 @@ namespace tandem::server {
 namespace {
 
 using tandem::testing::Child;
-using tandem::testing::WaitForListeningPort;
+using tandem::testing::WaitForPortFile;
 using ::testing::HasSubstr;
 
 class TandemdProcessTest : public ::testing::Test {
@@ -26,9 +29,11 @@ class TandemdProcessTest : public ::testing::Test {
   }
 
   std::vector<std::string> ServingFlags() {
-    return {TANDEMD, absl::StrCat("--db=", (dir_.path() / "db").string()), "--listen=127.0.0.1:0",
-            "--admin_listen=127.0.0.1:0", "--metrics_listen=127.0.0.1:0", "--fsync=false"};
+    return tandem::testing::TandemdCommand(
+        TANDEMD, port_file(),
+        {absl::StrCat("--db=", (dir_.path() / "db").string()), "--fsync=false"});
   }
+  std::filesystem::path port_file() const { return dir_.path() / "ports"; }
 
   testing::ScratchDir dir_;
 };
@@ -43,6 +48,7 @@ TEST_F(TandemdProcessTest, HelpExplainsEveryFlagAndExitsZero) {
                            "--admin_listen",
                            "--admin_on_public",
                            "--metrics_listen",
+                           "--port_file",
                            "--swap_policy",
                            "--warm_at",
                            "--swap_at",
@@ -100,10 +106,13 @@ TEST_F(TandemdProcessTest, ServesAndShutsDownCleanlyOnSigtermAndSigint) {
     // Fresh log files per run: the parent must never read the previous run's ports.
     Child child(ServingFlags(), dir_.path() / absl::StrCat("out", signal),
                 dir_.path() / absl::StrCat("err", signal));
-    int port = WaitForListeningPort(child, "Indexer");
-    ASSERT_NE(port, 0) << child.Stderr();
-    auto indexer = tandem::v1::Indexer::NewStub(
-        grpc::CreateChannel(absl::StrCat("127.0.0.1:", port), grpc::InsecureChannelCredentials()));
+    std::optional<tandem::testing::TandemdPorts> ports = WaitForPortFile(child, port_file());
+    ASSERT_TRUE(ports.has_value()) << child.Stderr();
+    ASSERT_NE(ports->public_port, 0);
+    EXPECT_NE(ports->admin_port, 0);
+    EXPECT_NE(ports->metrics_port, 0);
+    auto indexer = tandem::v1::Indexer::NewStub(grpc::CreateChannel(
+        absl::StrCat("127.0.0.1:", ports->public_port), grpc::InsecureChannelCredentials()));
     grpc::ClientContext context;
     context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
     tandem::v1::GetTipResponse tip;
@@ -112,7 +121,87 @@ TEST_F(TandemdProcessTest, ServesAndShutsDownCleanlyOnSigtermAndSigint) {
     child.Signal(signal);
     EXPECT_EQ(child.Wait(absl::Seconds(30)), 0) << child.Stderr();
     EXPECT_THAT(child.Stderr(), HasSubstr("stopped"));
+    EXPECT_FALSE(std::filesystem::exists(port_file())) << "a stopped tandemd left its port file";
   }
+}
+
+// A client of `port` that has made one call and then only keeps its connection.
+std::unique_ptr<tandem::v1::Indexer::Stub> IdleClient(int port) {
+  auto stub = tandem::v1::Indexer::NewStub(
+      grpc::CreateChannel(absl::StrCat("127.0.0.1:", port), grpc::InsecureChannelCredentials()));
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+  tandem::v1::GetTipResponse tip;
+  EXPECT_TRUE(stub->GetTip(&context, {}, &tip).ok());
+  return stub;
+}
+
+TEST_F(TandemdProcessTest, SigtermWaitsForNoIdleStreamOrChannel) {
+  std::vector<std::string> flags = ServingFlags();
+  flags.push_back("--shutdown_grace=60s");
+  Child child(flags, dir_.path() / "out", dir_.path() / "err");
+  std::optional<tandem::testing::TandemdPorts> ports = WaitForPortFile(child, port_file());
+  ASSERT_TRUE(ports.has_value()) << child.Stderr();
+  // An idle channel, a block stream waiting for its first block, an event watch.
+  auto idle = IdleClient(ports->public_port);
+  auto streaming = IdleClient(ports->public_port);
+  grpc::ClientContext stream_context;
+  auto stream = streaming->StreamBlocks(&stream_context);
+  auto admin = tandem::v1::Admin::NewStub(grpc::CreateChannel(
+      absl::StrCat("127.0.0.1:", ports->admin_port), grpc::InsecureChannelCredentials()));
+  grpc::ClientContext watch_context;
+  auto watch = admin->WatchEvents(&watch_context, {});
+  watch->WaitForInitialMetadata();  // The subscription exists.
+
+  const absl::Time signalled = absl::Now();
+  child.Signal(SIGTERM);
+  // With nothing in flight there is nothing to wait for: not the 60 s grace, not the idle clients
+  // (the promise: exit within 1 s of the last call in flight).
+  EXPECT_EQ(child.Wait(absl::Seconds(70)), 0) << child.Stderr();
+  const absl::Duration took = absl::Now() - signalled;
+  EXPECT_LT(took, absl::Seconds(1)) << child.Stderr();
+  std::cout << "exited " << absl::FormatDuration(took) << " after SIGTERM" << std::endl;
+  tandem::v1::SubmitBlockResponse response;
+  EXPECT_FALSE(stream->Read(&response));
+  grpc::Status ended = stream->Finish();
+  EXPECT_EQ(ended.error_code(), grpc::StatusCode::UNAVAILABLE) << ended.error_message();
+}
+
+TEST_F(TandemdProcessTest, SigtermLetsTheCallInFlightFinishThenExits) {
+  std::vector<std::string> flags = ServingFlags();
+  flags.push_back(absl::StrCat("--module=", TANDEM_GUEST_DIR, "/runaway.wasm"));
+  flags.push_back("--block_deadline=3s");
+  flags.push_back("--shutdown_grace=60s");
+  Child child(flags, dir_.path() / "out", dir_.path() / "err");
+  std::optional<tandem::testing::TandemdPorts> ports = WaitForPortFile(child, port_file());
+  ASSERT_TRUE(ports.has_value()) << child.Stderr();
+  auto indexer = IdleClient(ports->public_port);
+  auto idle = IdleClient(ports->public_port);
+  // A block that runs until its 3 s deadline; SIGTERM arrives while it runs.
+  grpc::Status block_status;
+  absl::Time block_done;
+  std::thread block([&] {
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+    tandem::v1::SubmitBlockRequest request;
+    request.set_height(1);
+    tandem::v1::SubmitBlockResponse response;
+    block_status = indexer->SubmitBlock(&context, request, &response);
+    block_done = absl::Now();
+  });
+  absl::SleepFor(absl::Milliseconds(500));
+  child.Signal(SIGTERM);
+  EXPECT_EQ(child.Wait(absl::Seconds(40)), 0) << child.Stderr();
+  const absl::Time exited = absl::Now();
+  block.join();
+  // The call ran to its own end (its deadline), not cancelled by the shutdown...
+  EXPECT_EQ(block_status.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED)
+      << block_status.error_message();
+  EXPECT_THAT(block_status.error_message(), HasSubstr("past its deadline"));
+  // ...and the process left soon after it, not at the end of the 60 s grace.
+  EXPECT_LT(exited - block_done, absl::Seconds(1)) << child.Stderr();
+  std::cout << "exited " << absl::FormatDuration(exited - block_done)
+            << " after the last call in flight finished" << std::endl;
 }
 
 }  // namespace
