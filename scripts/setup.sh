@@ -13,7 +13,7 @@ packages=(
   librocksdb-dev prometheus-cpp-dev libgtest-dev libgmock-dev libbenchmark-dev nlohmann-json3-dev
   clang-14 lld-14 libclang-rt-14-dev wasi-libc libclang-rt-14-dev-wasm32 wabt
   libicu72 libuv1 libc-ares2 libnghttp2-14 libbrotli1 libssl3
-  prometheus python3-grpcio python3-protobuf openssl curl
+  prometheus python3-grpcio python3-protobuf python3-yaml openssl curl
   libcurl4-openssl-dev libzmq3-dev cppzmq-dev litecoind python3-bitcoinlib python3-zmq
   systemd
 )

@@ -13,7 +13,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -25,7 +24,9 @@ import urllib.request
 
 sys.dont_write_bytecode = True  # No __pycache__ in the source tree.
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
 import dashboard_lib  # noqa: E402
+import tandemd_process  # noqa: E402
 
 TEST_DEADLINE_SECONDS = 200
 # Not the defaults (0.70, 0.90): the dashboard's memory lines must follow what tandemd runs with.
@@ -43,19 +44,26 @@ def log(message):
     print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
-def free_ports(count):
-    """Ports the kernel hands out for port 0, all held open at once so they differ."""
-    sockets = []
-    try:
-        for _ in range(count):
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            s.bind(("127.0.0.1", 0))
-            sockets.append(s)
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
+def listening_ports(pid):
+    """The TCP ports process `pid` listens on (from /proc: its socket inodes, then the LISTEN rows
+    of /proc/net/tcp and tcp6). How a server started on port 0 that does not report its port is
+    found without ever choosing a port for it."""
+    inodes = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[len("socket:["):-1])
+    ports = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table, encoding="ascii") as f:
+            for row in f.read().splitlines()[1:]:
+                fields = row.split()
+                if fields[3] == "0A" and fields[9] in inodes:  # 0A: LISTEN
+                    ports.add(int(fields[1].rpartition(":")[2], 16))
+    return sorted(ports)
 
 
 def http_get(url, timeout=5):
@@ -72,8 +80,7 @@ class Processes:
     def start(self, name, argv, log_path):
         log(f"starting {name}: {' '.join(argv)}")
         out = open(log_path, "wb")
-        process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT,
-                                   stdin=subprocess.DEVNULL)
+        process = tandemd_process.spawn(argv, out)  # Dies with the test.
         out.close()
         self.started.append((name, process, log_path))
         return process
@@ -125,11 +132,8 @@ def wait_until(what, predicate, timeout, interval=0.25, alive=None):
                       + (f" (last error: {last_error})" if last_error else ""))
 
 
-def generate_protos(protoc, proto_root, out_dir):
-    os.makedirs(out_dir, exist_ok=True)
-    subprocess.run([protoc, f"-I{proto_root}", "-I/usr/include", f"--python_out={out_dir}",
-                    "tandem/v1/tandem.proto"], check=True, timeout=60)
-    sys.path.insert(0, out_dir)
+def load_messages(stubs):
+    sys.path.insert(0, stubs)
     from tandem.v1 import tandem_pb2  # noqa: E402 pylint: disable=import-outside-toplevel
     return tandem_pb2
 
@@ -230,31 +234,26 @@ def load_blocks(path, count):
 def run(args, tmp, processes):
     deadline = time.monotonic() + TEST_DEADLINE_SECONDS
     for path, what in ((args.tandemd, "tandemd"), (args.module, "the guest module"),
-                       (args.prometheus, "prometheus"), (args.protoc, "protoc")):
+                       (args.prometheus, "prometheus")):
         if not path or not os.path.exists(path):
             raise TestFailure(f"{what} not found at {path!r}")
 
-    pb = generate_protos(args.protoc, args.proto_root, os.path.join(tmp, "py"))
-    public_port, admin_port, metrics_port, prometheus_port = free_ports(4)
-    metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
-    prometheus_base = f"http://127.0.0.1:{prometheus_port}"
-
-    tandemd = processes.start("tandemd", [
-        args.tandemd, f"--module={args.module}", f"--db={os.path.join(tmp, 'db')}",
-        f"--listen=127.0.0.1:{public_port}", f"--admin_listen=127.0.0.1:{admin_port}",
-        f"--metrics_listen=127.0.0.1:{metrics_port}", "--fsync=false",
+    pb = load_messages(args.stubs)
+    port_file = os.path.join(tmp, "tandemd.ports")
+    tandemd_log = os.path.join(tmp, "tandemd.log")
+    tandemd = processes.start("tandemd", tandemd_process.command(args.tandemd, port_file, [
+        f"--module={args.module}", f"--db={os.path.join(tmp, 'db')}", "--fsync=false",
         "--swap_policy=block", f"--memory_limit={MEMORY_LIMIT_BYTES}",
-        f"--warm_at={WARM_AT}", f"--swap_at={SWAP_AT}",
-    ], os.path.join(tmp, "tandemd.log"))
+        f"--warm_at={WARM_AT}", f"--swap_at={SWAP_AT}"]), tandemd_log)
     tandemd_alive = lambda: processes.check_alive(tandemd)  # noqa: E731
-    client = Client(pb, f"127.0.0.1:{public_port}", f"127.0.0.1:{admin_port}")
+    addresses = tandemd_process.wait_for_ports(tandemd, port_file, START_TIMEOUT_SECONDS,
+                                               describe=lambda: tail(tandemd_log))
+    metrics_url = f"http://{addresses['metrics_listen']}/metrics"
+    client = Client(pb, addresses["listen"], addresses["admin_listen"])
     try:
-        wait_until("tandemd's gRPC listener", lambda: client.get_tip() is not None,
-                   START_TIMEOUT_SECONDS, alive=tandemd_alive)
-        # The exposer starts before the gRPC listeners: once gRPC answers, /metrics must too.
-        wait_until(f"tandemd's {metrics_url} (tandemd serves gRPC but no metrics: is "
-                   "--metrics_listen wired to StartMetricsExposer, see server/metrics.h?)",
-                   lambda: "tandem_" in http_get(metrics_url), 10, alive=tandemd_alive)
+        # The port file is written once every listener is up: gRPC and /metrics answer now.
+        if client.get_tip() is None or "tandem_" not in http_get(metrics_url):
+            raise TestFailure("tandemd wrote its port file before serving gRPC and /metrics")
         def ready():
             status = client.status()
             return status.active.present or status.standby_state == pb.STANDBY_STATE_READY
@@ -271,14 +270,17 @@ rule_files:
 scrape_configs:
   - job_name: tandem
     static_configs:
-      - targets: ["127.0.0.1:{metrics_port}"]
+      - targets: ["{addresses['metrics_listen']}"]
 """)
         prometheus = processes.start("prometheus", [
             args.prometheus, f"--config.file={config}",
             f"--storage.tsdb.path={os.path.join(tmp, 'prometheus-data')}",
-            f"--web.listen-address=127.0.0.1:{prometheus_port}", "--log.level=warn",
+            "--web.listen-address=127.0.0.1:0", "--log.level=warn",
         ], os.path.join(tmp, "prometheus.log"))
         prometheus_alive = lambda: (processes.check_alive(prometheus), tandemd_alive())  # noqa: E731
+        prometheus_port = wait_until("Prometheus listening", lambda: listening_ports(prometheus.pid),
+                                     START_TIMEOUT_SECONDS, interval=0.1, alive=prometheus_alive)
+        prometheus_base = f"http://127.0.0.1:{prometheus_port[0]}"
         wait_until("Prometheus ready", lambda: "Ready" in http_get(prometheus_base + "/-/ready"),
                    START_TIMEOUT_SECONDS, alive=prometheus_alive)
 
@@ -399,8 +401,7 @@ def main():
     parser.add_argument("--tandemd", required=True)
     parser.add_argument("--module", required=True)
     parser.add_argument("--prometheus", required=True)
-    parser.add_argument("--protoc", required=True)
-    parser.add_argument("--proto-root", required=True)
+    parser.add_argument("--stubs", required=True, help="folder of the generated Python stubs")
     parser.add_argument("--blocks", required=True)
     parser.add_argument("--dashboard", required=True)
     parser.add_argument("--rules", required=True)

@@ -10,6 +10,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/proxy/pair_test_support.h"
+#include "tests/support/test_seed.h"
 #include "util/failure_cause.h"
 
 namespace tandem::proxy {
@@ -321,7 +322,7 @@ TEST(InstancePairTest, ViewsAreBoundToTheirHeightWhileBlocksArrive) {
     auto store = OpenStoreOrDie(dir.path() / "db");
     InstancePair pair(*module, *store, FastOptions(policy), nullptr);
     ASSERT_TRUE(pair.WaitUntilReady(kReady).ok());
-    std::minstd_rand rng(20261122);  // Fixed: every run asks the same heights.
+    std::minstd_rand rng(tandem::testing::TestSeed(20261122));
     for (uint32_t height = 1; height <= 30; ++height) {
       ASSERT_TRUE(
           pair.SubmitBlock(Block(height, CachingPair("a", absl::StrCat("v", height)))).ok());

@@ -238,8 +238,8 @@ def main():
         startup_cases.append(([f"--module={module}", f"--db={work('db4')}", *flags], 2,
                               [flags[-1].split("=")[0].lstrip("-")]))
     for flags, code, fragments in startup_cases:
-        result = subprocess.run([args.tandemd, *base, *flags], capture_output=True, text=True,
-                                timeout=60, preexec_fn=h._child_setup())
+        result = subprocess.run(h.tandemd_process.guarded([args.tandemd, *base, *flags]),
+                                capture_output=True, text=True, timeout=60)
         output = result.stdout + result.stderr
         assert result.returncode == code, (
             f"{flags}: exit {result.returncode}, expected {code}:\n{output[-2000:]}")

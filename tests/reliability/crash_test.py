@@ -10,7 +10,8 @@ leaves no trace of a block or all of it, and nothing that was acknowledged is ev
 2. A second tandemd (--fsync=true) is started on its own database, and a client thread ingests
    the chain from the last acknowledged height + 1 (so blocks that committed without their answer
    reaching the client are resubmitted and must come back `already_committed`), alternating unary
-   SubmitBlock and pipelined StreamBlocks between runs. At a random moment (0-600 ms into the
+   SubmitBlock and pipelined StreamBlocks (at most 32 blocks unanswered, so the highest height
+   sent stays a tight bound) between runs. At a random moment (0-600 ms into the
    ingest, so kills land in the middle of guest calls, commits and answers) the process gets
    SIGKILL. This repeats 20 times.
 3. After every restart: the tip is at least the highest acknowledged height (nothing acknowledged
@@ -18,7 +19,7 @@ leaves no trace of a block or all of it, and nothing that was acknowledged is ev
    restart has the reference's hash and root (so no partial block survived).
 4. At the end the rest of the chain is fed, and GetBlock at every height equals the reference.
 
-Usage: crash_test.py --tandemd PATH --stubs DIR --guests DIR --blocks JSON [--kills 20]
+Usage: crash_test.py --tandemd PATH --stubs DIR --guests DIR --blocks JSON [--kills 20] [--seed N]
 """
 import random
 import threading
@@ -26,14 +27,15 @@ import time
 
 import harness as h
 
+IN_FLIGHT = 32  # blocks a stream may have sent and not yet seen answered
+
 
 def main():
     args = h.common_args(__doc__, lambda p: (p.add_argument("--kills", type=int, default=20),
-                                             p.add_argument("--chain", type=int, default=2500),
-                                             p.add_argument("--seed", type=int, default=None)))
+                                             p.add_argument("--chain", type=int, default=2500)),
+                         seeded=True)
     started = time.time()
-    seed = args.seed if args.seed is not None else random.randrange(1 << 30)
-    print(f"seed {seed} (rerun with --seed {seed})", flush=True)
+    seed = args.seed
     rng = random.Random(seed)
     work = h.WorkDir("tandem-crash-", args.keep)
     module = f"{args.guests}/bitcoin_indexer.wasm"
@@ -78,17 +80,32 @@ def main():
 
         state = {"acked": acked, "sent": sent, "already": 0, "error": None}
         use_stream = kill % 2 == 1
+        # Set just before the SIGKILL: a call may fail because of the kill only after it.
+        killed = threading.Event()
+        # grpcio takes requests from the iterator as fast as it can buffer them, so without a
+        # window the whole chain counts as sent at once and `tip <= sent` checks nothing. The
+        # stream keeps at most IN_FLIGHT blocks unanswered (still pipelined: the server reads
+        # ahead while a block runs).
+        window = threading.Condition()
 
         def ingest():
             first = state["acked"] + 1
             try:
                 if use_stream:
+                    def on_request(height):
+                        with window:
+                            window.wait_for(lambda: height <= state["acked"] + IN_FLIGHT
+                                            or killed.is_set(), timeout=60)
+                            state["sent"] = max(state["sent"], height)
+
                     def on_response(response):
-                        state["acked"] = response.block.height
-                        state["already"] += response.already_committed
+                        with window:
+                            state["acked"] = response.block.height
+                            state["already"] += response.already_committed
+                            window.notify_all()
                     batch = chain[first - 1:]
-                    state["sent"] = max(state["sent"], len(chain))  # sent as the stream reads
-                    node.stream(batch, first, timeout=120, on_response=on_response)
+                    node.stream(batch, first, timeout=120, on_response=on_response,
+                                on_request=on_request)
                 else:
                     for height in range(first, len(chain) + 1):
                         state["sent"] = max(state["sent"], height)
@@ -98,15 +115,17 @@ def main():
                         state["acked"] = height
                         state["already"] += response.already_committed
             except h.grpc.RpcError as error:
-                if error.code() not in (h.grpc.StatusCode.UNAVAILABLE,
-                                        h.grpc.StatusCode.CANCELLED,
-                                        h.grpc.StatusCode.INTERNAL):
-                    state["error"] = f"{error.code().name}: {error.details()}"
+                # The kill breaks the connection (UNAVAILABLE) or closes the channel under the
+                # call (CANCELLED). Any other code, or any error before the kill, is a failure.
+                if not killed.is_set() or error.code() not in (h.grpc.StatusCode.UNAVAILABLE,
+                                                               h.grpc.StatusCode.CANCELLED):
+                    state["error"] = (f"{error.code().name}: {error.details()} "
+                                      f"({'after' if killed.is_set() else 'before'} the kill)")
             except ValueError as error:
                 # The kill closes the node's channels; a call started just after that is refused
                 # by grpcio itself with "Cannot invoke RPC on closed channel!": the kill, not a
                 # failure of tandemd.
-                if "closed channel" not in str(error):
+                if not killed.is_set() or "closed channel" not in str(error):
                     state["error"] = repr(error)
             except Exception as error:  # noqa: BLE001 - reported below
                 state["error"] = repr(error)
@@ -114,13 +133,14 @@ def main():
         thread = threading.Thread(target=ingest, daemon=True)
         thread.start()
         time.sleep(rng.uniform(0.0, 0.6))
+        killed.set()
         node.kill()
         thread.join(timeout=60)
         assert not thread.is_alive(), "the ingest thread hung after the kill"
         assert state["error"] is None, f"kill {kill + 1}: ingest failed: {state['error']}"
-        print(f"kill {kill + 1:2d}: acknowledged {acked} -> {state['acked']} "
-              f"({'stream' if use_stream else 'unary'}; {state['already']} already committed)",
-              flush=True)
+        print(f"kill {kill + 1:2d}: acknowledged {acked} -> {state['acked']}, sent up to "
+              f"{state['sent']} ({'stream' if use_stream else 'unary'}; {state['already']} "
+              "already committed)", flush=True)
         acked = state["acked"]
         sent = state["sent"]
         resubmitted_committed += state["already"]

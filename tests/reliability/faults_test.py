@@ -6,13 +6,14 @@ call works).
 One tandemd per guest (--swap_policy=block, unless noted):
   trapping        `unreachable`              -> ABORTED (message names the trap)
   aborting        abort("guest gave up ...") -> ABORTED with the guest's message
-  runaway         endless loop, --block_deadline=1s -> DEADLINE_EXCEEDED (in about a second)
+  runaway         endless loop, --block_deadline=1s -> DEADLINE_EXCEEDED "... past its deadline"
+                  (in about a second)
   malformed_flush a flush that claims 16 bytes and has 2 -> ABORTED
   no_flush        returns without a flush    -> ABORTED
   leaky           Admin.Initialize init_runaway, --init_deadline=1s -> DEADLINE_EXCEEDED; nothing
                   enters the replay log; init_ok and a block work afterwards
   reads_and_writes (every policy): a block that writes and then passes a bad pointer (op 5) ->
-                  ABORTED and none of its writes commit; the next good block commits at that same
+                  ABORTED naming __get_len and the pointer, and none of its writes commit; the next good block commits at that same
                   height; also through StreamBlocks (the stream ends with the block's status, its
                   message starting "block at height N: ").
 Each failing guest gets the failing block twice (a replaced instance fails the same way), and
@@ -36,6 +37,7 @@ def healthy(node):
 
 
 def expect_block_failure(node, height, block, code, fragment, max_seconds=None):
+    assert fragment, "name a fragment of the expected message: '' is in every message"
     t0 = time.time()
     tip_before = node.tip()
     details = h.expect_code(code, node.submit, height, block, timeout=60)
@@ -64,7 +66,7 @@ def main():
     cases = [
         ("trapping", [], C.ABORTED, "unreachable"),
         ("aborting", [], C.ABORTED, "guest gave up on purpose"),
-        ("runaway", ["--block_deadline=1s"], C.DEADLINE_EXCEEDED, ""),
+        ("runaway", ["--block_deadline=1s"], C.DEADLINE_EXCEEDED, "past its deadline"),
         ("malformed_flush", [], C.ABORTED, "flush"),
         ("no_flush", [], C.ABORTED, "flush"),
     ]
@@ -103,8 +105,11 @@ def main():
         good1 = h.rw_ops((1, b"a", b"1"))
         n.submit(1, good1)
         bad = h.rw_ops((1, b"b", b"2"), (1, b"a", b"changed"), (5, b"x", b""))
-        details, _ = expect_block_failure(n, 2, bad, C.ABORTED, "")
-        details_again, _ = expect_block_failure(n, 2, bad, C.ABORTED, "")
+        # Op 5 passes the key pointer 0xFFFFFFF0 to __get_len: the error names the call and the
+        # pointer, every time (a replaced instance fails the same way).
+        bad_pointer = "__get_len: key pointer 4294967280"
+        details, _ = expect_block_failure(n, 2, bad, C.ABORTED, bad_pointer)
+        details_again, _ = expect_block_failure(n, 2, bad, C.ABORTED, bad_pointer)
         good2 = h.rw_ops((2, b"a", b""), (1, b"c", b"3"))
         response = n.submit(2, good2)
         root = h.next_root(h.next_root(b"\x00" * 32, 1, {b"a": b"1"}), 2,
@@ -125,6 +130,7 @@ def main():
         except h.grpc.RpcError as error:
             assert error.code() == C.ABORTED, error
             assert error.details().startswith("block at height 5: "), error.details()
+            assert bad_pointer in error.details(), error.details()
         assert responses == [3, 4] and n.tip() == 4, (responses, n.tip())
         assert n.submit(5, good1).block.height == 5
         healthy(n)

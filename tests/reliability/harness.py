@@ -2,18 +2,18 @@
 health check without grpcio-health-checking, deterministic block generators and an independent
 state-root model.
 
-Every child tandemd is started with PR_SET_PDEATHSIG=SIGKILL, so it dies with the test even when
-ctest kills the test on its timeout, and every Node still alive is killed at exit. Listeners bind
-127.0.0.1 port 0 (the ports are read from tandemd's log); no metrics endpoint is opened.
+Every child tandemd is started by tests/support/tandemd_process.py: PR_SET_PDEATHSIG=SIGKILL, so
+it dies with the test even when ctest kills the test on its timeout, listeners on 127.0.0.1 port 0
+with the ports read back from its --port_file. Every Node still alive is killed at exit. No
+metrics endpoint is opened unless a Node asks for one.
 """
 import argparse
 import atexit
-import ctypes
 import hashlib
 import json
 import os
 import random
-import re
+import shlex
 import shutil
 import signal
 import struct
@@ -22,28 +22,103 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+import tandemd_process  # noqa: E402
+
 grpc = None
 pb = None
 pb_grpc = None
 
-_LIBC = ctypes.CDLL(None, use_errno=True)
-_PR_SET_PDEATHSIG = 1
 _LIVE_NODES = []
 
 
-def common_args(description, extra=None):
-    """Parses the arguments every suite takes, imports grpc and the stubs, returns the args."""
+# The seed of a randomized suite when neither --seed nor TANDEM_TEST_SEED gives one: CI runs the
+# same scenario every time; scripts/soak.sh draws random seeds.
+DEFAULT_SEED = 1
+
+
+def common_args(description, extra=None, seeded=False):
+    """Parses the arguments every suite takes, imports grpc and the stubs, arms the watchdog,
+    returns the args. With seeded=True, args.seed is the run's seed (--seed, else the
+    TANDEM_TEST_SEED environment variable, else DEFAULT_SEED), printed with the command that reruns
+    exactly this scenario."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--tandemd", required=True, help="the tandemd binary")
     parser.add_argument("--stubs", required=True, help="folder of the generated Python stubs")
     parser.add_argument("--guests", required=True, help="folder of the built guest modules")
     parser.add_argument("--blocks", help="tests/data/bitcoin_blocks.json")
     parser.add_argument("--keep", action="store_true", help="keep the work folder")
+    parser.add_argument("--deadline", type=float, default=None,
+                        help="seconds after which the suite prints where every thread (its own "
+                             "and each live tandemd's) is and fails; ctest passes a little less "
+                             "than its timeout, so a hang says where it hung")
+    if seeded:
+        parser.add_argument("--seed", type=int, default=None,
+                            help="random seed (default: $TANDEM_TEST_SEED, else "
+                                 f"{DEFAULT_SEED})")
     if extra:
         extra(parser)
     args = parser.parse_args()
+    if seeded:
+        if args.seed is None:
+            args.seed = int(os.environ.get("TANDEM_TEST_SEED", DEFAULT_SEED))
+        print(f"seed {args.seed}; rerun this scenario with: {rerun_command(args.seed)}",
+              flush=True)
+    if args.deadline:
+        arm_watchdog(args.deadline)
     load_stubs(args.stubs)
     return args
+
+
+def rerun_command(seed):
+    """This process's command line with --seed set to `seed`."""
+    argv = [sys.executable, os.path.abspath(sys.argv[0])]
+    skip = False
+    for arg in sys.argv[1:]:
+        if skip:
+            skip = False
+            continue
+        if arg == "--seed":
+            skip = True
+            continue
+        if not arg.startswith("--seed="):
+            argv.append(arg)
+    return " ".join(shlex.quote(a) for a in argv + ["--seed", str(seed)])
+
+
+def arm_watchdog(seconds):
+    """After `seconds`: prints every Python thread's stack and, when gdb is installed, every live
+    tandemd's native stacks, then exits 1 (children die with it). A second, C-level timer 30 s
+    later dumps the Python stacks and exits even if no Python thread can run any more."""
+    import faulthandler
+    import threading
+
+    def expire():
+        print(f"\nwatchdog: the suite is still running after {seconds:.0f} s; where every "
+              "thread is:", flush=True)
+        faulthandler.dump_traceback(all_threads=True)
+        gdb = shutil.which("gdb")
+        for node in list(_LIVE_NODES):
+            if not node.alive():
+                continue
+            print(f"\nwatchdog: {node.name} (pid {node.pid}), log tail:\n"
+                  f"{node.log_since_start()[-3000:]}", flush=True)
+            if gdb:
+                try:
+                    trace = subprocess.run(
+                        [gdb, "-p", str(node.pid), "-batch", "-nx", "-ex", "set pagination off",
+                         "-ex", "thread apply all bt 12"],
+                        capture_output=True, text=True, timeout=60)
+                    print(trace.stdout[-20000:], flush=True)
+                except Exception as error:  # noqa: BLE001 - diagnostics only
+                    print(f"watchdog: gdb failed: {error}", flush=True)
+        atexit._run_exitfuncs()  # Kills the nodes, removes the work folder (unless --keep).
+        os._exit(1)
+
+    timer = threading.Timer(seconds, expire)
+    timer.daemon = True
+    timer.start()
+    faulthandler.dump_traceback_later(seconds + 30, exit=True)
 
 
 def load_stubs(stubs):
@@ -72,62 +147,51 @@ class WorkDir:
             shutil.rmtree(self.path, ignore_errors=True)
 
 
-def _child_setup(extra=None):
-    def setup():
-        _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-        os.setpgid(0, 0)
-        if extra:
-            extra()
-    return setup
-
-
-def rlimit_as(limit_bytes):
-    """A preexec hook that caps the child's address space (RLIMIT_AS)."""
-    import resource
-
-    def apply():
-        resource.setrlimit(resource.RLIMIT_AS, (limit_bytes, limit_bytes))
-    return apply
-
-
 CHANNEL_OPTIONS = [("grpc.max_send_message_length", -1),
                    ("grpc.max_receive_message_length", -1),
                    ("grpc.enable_retries", 0)]
 
 
 class Node:
-    """One tandemd process. start() waits until both listeners are up (or the process exits)."""
+    """One tandemd process. start() waits until every listener is up (or the process exits).
+    `limits`: resource limits of the process (tandemd_process.guarded)."""
 
-    def __init__(self, tandemd, module, db, log_path, flags=(), preexec=None, name="node"):
+    def __init__(self, tandemd, module, db, log_path, flags=(), limits=None, name="node",
+                 metrics=False):
         self.tandemd = tandemd
         self.module = module
         self.db = db
         self.log_path = log_path
+        self.port_file = log_path + ".ports"
         self.flags = list(flags)
-        self.preexec = preexec
+        self.limits = limits  # prlimit resources, e.g. {"data": 1 << 30}
         self.name = name
+        self.metrics = metrics
         self.process = None
         self.port = None
         self.admin_port = None
+        self.metrics_port = None
         self.channels = []
 
     def command(self):
-        return [self.tandemd, f"--module={self.module}", f"--db={self.db}",
-                "--listen=127.0.0.1:0", "--admin_listen=127.0.0.1:0", "--metrics_listen="
-                ] + self.flags
+        return tandemd_process.command(self.tandemd, self.port_file,
+                                       [f"--module={self.module}", f"--db={self.db}"] + self.flags,
+                                       metrics=self.metrics)
 
     def start(self, timeout=60):
         self.close_channels()
-        self._log_offset = os.path.getsize(self.log_path) if os.path.exists(self.log_path) else 0
         with open(self.log_path, "a") as log:
             log.write(f"=== start {' '.join(self.command())}\n")
             log.flush()
             self._log_offset = log.tell()
-            self.process = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT,
-                                            preexec_fn=_child_setup(self.preexec))
+            self.process = tandemd_process.spawn(self.command(), log, self.limits)
         _LIVE_NODES.append(self)
-        self.port = self._wait_for_port("Indexer", timeout)
-        self.admin_port = self._wait_for_port("Admin", timeout)
+        addresses = tandemd_process.wait_for_ports(
+            self.process, self.port_file, timeout,
+            describe=lambda: f"{self.name}: {self.log_since_start()[-3000:]}")
+        self.port = tandemd_process.port(addresses["listen"])
+        self.admin_port = tandemd_process.port(addresses["admin_listen"])
+        self.metrics_port = tandemd_process.port(addresses["metrics_listen"])
         indexer_channel = grpc.insecure_channel(f"127.0.0.1:{self.port}", options=CHANNEL_OPTIONS)
         admin_channel = grpc.insecure_channel(f"127.0.0.1:{self.admin_port}",
                                               options=CHANNEL_OPTIONS)
@@ -142,19 +206,6 @@ class Node:
         with open(self.log_path, errors="replace") as log:
             log.seek(self._log_offset)
             return log.read()
-
-    def _wait_for_port(self, what, timeout):
-        deadline = time.time() + timeout
-        pattern = re.compile(what + r"[a-zA-Z ]* listening on [0-9.]+:(\d+)")
-        while time.time() < deadline:
-            match = pattern.search(self.log_since_start())
-            if match:
-                return int(match.group(1))
-            if self.process.poll() is not None:
-                raise AssertionError(f"{self.name}: tandemd exited {self.process.returncode} "
-                                     f"before listening:\n{self.log_since_start()[-3000:]}")
-            time.sleep(0.02)
-        raise AssertionError(f"{self.name}: tandemd never logged '{what} listening on'")
 
     @property
     def pid(self):
@@ -179,7 +230,7 @@ class Node:
         """SIGTERM (a clean shutdown); returns the exit status. Kills on timeout."""
         if self.process is None:
             return None
-        # Idle client connections slow tandemd's shutdown by seconds: close them first.
+        # The test is done with this process: its channels go first.
         self.close_channels()
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
@@ -215,10 +266,14 @@ class Node:
         return self.indexer.SubmitBlock(pb.SubmitBlockRequest(height=height, block=block,
                                                               **fields), timeout=timeout)
 
-    def stream(self, blocks, first_height, timeout=600, on_response=None):
-        """Streams blocks at first_height.., returns the responses (raises on a failed block)."""
+    def stream(self, blocks, first_height, timeout=600, on_response=None, on_request=None):
+        """Streams blocks at first_height.., returns the responses (raises on a failed block).
+        on_request(height) runs as grpcio takes each request from the iterator, before it is
+        written; on_response(response) as each answer arrives."""
         def requests():
             for i, block in enumerate(blocks):
+                if on_request:
+                    on_request(first_height + i)
                 yield pb.SubmitBlockRequest(height=first_height + i, block=block)
         responses = []
         for response in self.indexer.StreamBlocks(requests(), timeout=timeout):

@@ -26,7 +26,6 @@ gets ERROR with the same `allocated` on both.
 
 Usage: memory_test.py --tandemd PATH --stubs DIR --guests DIR
 """
-import resource
 import struct
 import time
 
@@ -40,12 +39,6 @@ PAYLOADS = [(0, 0), (1, 1), (10, 64), (100, 64), (1, 1), (4, 512), (1, 3000), (1
             (2, 1024), (30, 64), (1, 1)]
 # Under --memory_limit=64MiB: the guest's own memory is a few MiB, so 1 x 64 MiB never fits.
 CAPPED_PAYLOADS = [(1, 1), (1, 64), (3, 16), (100, 1), (1, 1), (2, 32), (0, 0), (64, 1)]
-
-
-def limit(kind, amount):
-    def apply():
-        resource.setrlimit(kind, (amount, amount))
-    return apply
 
 
 def candidate_writes(count):
@@ -95,11 +88,11 @@ def describe(writes):
 
 def run_sequence(args, work, payloads, nodes_spec, reference_name, must_commit=False):
     runners = {}
-    for name, flags, preexec in nodes_spec:
+    for name, flags, limits in nodes_spec:
         node = h.Node(args.tandemd, f"{args.guests}/memory_stress.wasm", work(f"{name}-db"),
                       work(f"{name}.log"), ["--fsync=false", "--swap_policy=block",
                                             "--standby_wait=2s", *flags],
-                      preexec=preexec, name=name)
+                      limits=limits, name=name)
         runners[name] = Runner(node.start())
     reference = runners[reference_name]
     reference.results = {}
@@ -144,9 +137,9 @@ def main():
 
     runners, host_errors = run_sequence(args, work, PAYLOADS, [
         ("reference", [], None),
-        ("data-1GiB", [], limit(resource.RLIMIT_DATA, 1 * GiB)),
-        ("data-2GiB", [], limit(resource.RLIMIT_DATA, 2 * GiB)),
-        ("as-30GiB", [], limit(resource.RLIMIT_AS, 30 * GiB)),
+        ("data-1GiB", [], {"data": 1 * GiB}),
+        ("data-2GiB", [], {"data": 2 * GiB}),
+        ("as-30GiB", [], {"as": 30 * GiB}),
     ], "reference")
     # The documented figure: 63 of 100 x 64 MiB fit below 4 GiB.
     assert runners["reference"].results[(100, 64)] == "ERROR 63", runners["reference"].results
@@ -159,7 +152,7 @@ def main():
     # The guest-visible cap: identical failures to allocate, never a host error.
     runners, _ = run_sequence(args, work, CAPPED_PAYLOADS, [
         ("reference-64", ["--memory_limit=64MiB"], None),
-        ("data-1GiB-64", ["--memory_limit=64MiB"], limit(resource.RLIMIT_DATA, 1 * GiB)),
+        ("data-1GiB-64", ["--memory_limit=64MiB"], {"data": 1 * GiB}),
     ], "reference-64", must_commit=True)
     results = runners["reference-64"].results
     assert results[(1, 64)] == "ERROR 0" and results[(1, 1)] == "SUCCESS 1", results

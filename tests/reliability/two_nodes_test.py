@@ -24,7 +24,11 @@ height K (another block there). tandem-compare reports K as the first difference
 --json and --bisect), equal below K (--to K-1, exit 0), a height one node lacks as a difference,
 usage errors with exit 2 and an unreachable node with exit 3.
 
+The seed (--seed, else $TANDEM_TEST_SEED, else a fixed one) decides the chain, the moments of the
+manual swaps and the fork height; the run prints it with the command that reruns it.
+
 Usage: two_nodes_test.py --tandemd PATH --stubs DIR --guests DIR --blocks JSON --compare PATH
+       [--seed N]
 """
 import json
 import random
@@ -42,11 +46,10 @@ def run_compare(compare, *args):
 
 def main():
     args = h.common_args(__doc__, lambda p: (p.add_argument("--compare", required=True),
-                                             p.add_argument("--chain", type=int, default=800),
-                                             p.add_argument("--seed", type=int, default=None)))
+                                             p.add_argument("--chain", type=int, default=800)),
+                         seeded=True)
     started = time.time()
-    seed = args.seed if args.seed is not None else random.randrange(1 << 30)
-    print(f"seed {seed} (rerun with --seed {seed})", flush=True)
+    seed = args.seed
     rng = random.Random(seed)
     work = h.WorkDir("tandem-two-nodes-", args.keep)
     module = f"{args.guests}/bitcoin_indexer.wasm"
@@ -66,9 +69,9 @@ def main():
     swaps = []
     swap_errors = []
 
-    def swapper(stop):
+    def swapper(stop, pauses):
         while not stop.is_set():
-            time.sleep(rng.uniform(0.005, 0.08))
+            time.sleep(pauses.uniform(0.005, 0.08))
             try:
                 response = none.admin.Swap(h.pb.SwapRequest(), timeout=30)
                 assert response.generation > response.previous_generation, response
@@ -79,7 +82,11 @@ def main():
 
     def feed_with_swaps(first, last):
         stop = threading.Event()
-        thread = threading.Thread(target=swapper, args=(stop,), daemon=True)
+        # The thread draws from a generator of its own, seeded from the main one before it
+        # starts: how many pauses it draws depends on timing, and must not shift what the main
+        # thread draws next (the fork height below), or a seed would not reproduce a run.
+        pauses = random.Random(rng.randrange(1 << 32))
+        thread = threading.Thread(target=swapper, args=(stop, pauses), daemon=True)
         thread.start()
         try:
             for height in range(first, last + 1):  # unary, so swaps interleave with blocks

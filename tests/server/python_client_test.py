@@ -9,26 +9,14 @@ Usage: python_client_test.py --tandemd PATH --stubs DIR --module WASM --blocks J
 import argparse
 import json
 import os
-import re
 import shutil
 import signal
 import struct
-import subprocess
 import sys
 import tempfile
-import time
 
-
-def wait_for_port(log_path, what, timeout=60):
-    deadline = time.time() + timeout
-    pattern = re.compile(what + r" listening on [0-9.]+:(\d+)")
-    while time.time() < deadline:
-        with open(log_path) as log:
-            match = pattern.search(log.read())
-        if match:
-            return int(match.group(1))
-        time.sleep(0.05)
-    raise AssertionError(f"tandemd never logged '{what} listening on'")
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+import tandemd_process  # noqa: E402
 
 
 def main():
@@ -48,15 +36,17 @@ def main():
 
     workdir = tempfile.mkdtemp(prefix="tandem-python-")
     log_path = os.path.join(workdir, "tandemd.log")
+    port_file = os.path.join(workdir, "ports")
     with open(log_path, "w") as log:
-        daemon = subprocess.Popen(
-            [args.tandemd, f"--module={args.module}", f"--db={workdir}/db",
-             "--listen=127.0.0.1:0", "--admin_listen=127.0.0.1:0", "--metrics_listen=127.0.0.1:0", "--fsync=false",
-             "--swap_policy=none"],
-            stdout=log, stderr=subprocess.STDOUT)
+        daemon = tandemd_process.spawn(tandemd_process.command(
+            args.tandemd, port_file,
+            [f"--module={args.module}", f"--db={workdir}/db", "--fsync=false",
+             "--swap_policy=none"]), log)
     try:
-        port = wait_for_port(log_path, "Indexer")
-        admin_port = wait_for_port(log_path, "Admin")
+        addresses = tandemd_process.wait_for_ports(daemon, port_file,
+                                                   describe=lambda: open(log_path).read()[-3000:])
+        port = tandemd_process.port(addresses["listen"])
+        admin_port = tandemd_process.port(addresses["admin_listen"])
         options = [("grpc.max_send_message_length", -1),
                    ("grpc.max_receive_message_length", -1)]
         indexer = tandem_pb2_grpc.IndexerStub(

@@ -14,6 +14,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/store/test_util.h"
+#include "tests/support/test_seed.h"
 
 namespace tandem::store {
 namespace {
@@ -205,7 +206,7 @@ TEST_F(BlockStoreTest, EmptyStoreHasNoTip) {
 }
 
 TEST_F(BlockStoreTest, RandomBlocksMatchModelAtEveryHeight) {
-  ModelChain chain(/*start=*/10, /*seed=*/1234, /*key_count=*/120);
+  ModelChain chain(/*start=*/10, tandem::testing::TestSeed(1234), /*key_count=*/120);
   chain.CommitBlocks(*store_, 10, 100, "a");
   chain.Verify(*store_);
   // The same after a reopen: nothing lives only in memory.
@@ -266,7 +267,7 @@ TEST_F(BlockStoreTest, KeysThatArePrefixesOfEachOtherStayApart) {
 }
 
 TEST_F(BlockStoreTest, RollbackRestoresEveryEarlierHeightExactly) {
-  ModelChain chain(/*start=*/1, /*seed=*/99, /*key_count=*/150);
+  ModelChain chain(/*start=*/1, tandem::testing::TestSeed(99), /*key_count=*/150);
   chain.CommitBlocks(*store_, 1, 50, "a");
   const uint64_t entries_at_50 = store_->CountChainEntriesForTesting().value();
   chain.CommitBlocks(*store_, 51, 50, "a");

@@ -17,6 +17,7 @@
 #include "store/block_store.h"
 #include "tests/store/crash_model.h"
 #include "tests/store/test_util.h"
+#include "tests/support/test_seed.h"
 
 namespace tandem::store {
 namespace {
@@ -109,7 +110,7 @@ void VerifyWholeBlocks(const BlockStore& store, std::mt19937& rng, uint64_t* blo
 TEST(BlockStoreCrashTest, KilledWriterLeavesOnlyWholeBlocks) {
   t::TempDir dir;
   const std::filesystem::path db = dir.path() / "db";
-  std::mt19937 rng(20240611);
+  std::mt19937 rng(tandem::testing::TestSeed(20240611));
   uint64_t max_blocks = 0;
   int killed_while_running = 0;
   for (int round = 0; round < 20; ++round) {

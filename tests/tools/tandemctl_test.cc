@@ -14,21 +14,23 @@ namespace tandem::tools {
 namespace {
 
 using tandem::testing::Child;
-using tandem::testing::WaitForListeningPort;
+using tandem::testing::WaitForPortFile;
 using ::testing::HasSubstr;
 
 class TandemctlTest : public ::testing::Test {
  protected:
   void SetUp() override {
+    const std::filesystem::path port_file = dir_.path() / "ports";
     daemon_ = std::make_unique<Child>(
-        std::vector<std::string>{TANDEMD, absl::StrCat("--db=", (dir_.path() / "db").string()),
-                                 "--listen=127.0.0.1:0", "--admin_listen=127.0.0.1:0", "--metrics_listen=127.0.0.1:0",
-                                 "--fsync=false", "--token=tok", "--admin_token=admintok"},
+        tandem::testing::TandemdCommand(
+            TANDEMD, port_file,
+            {absl::StrCat("--db=", (dir_.path() / "db").string()), "--fsync=false", "--token=tok",
+             "--ingest_token=ingesttok", "--admin_token=admintok"}),
         dir_.path() / "tandemd.out", dir_.path() / "tandemd.err");
-    port_ = WaitForListeningPort(*daemon_, "Indexer");
-    admin_port_ = WaitForListeningPort(*daemon_, "Admin");
-    ASSERT_NE(port_, 0) << daemon_->Stderr();
-    ASSERT_NE(admin_port_, 0) << daemon_->Stderr();
+    std::optional<tandem::testing::TandemdPorts> ports = WaitForPortFile(*daemon_, port_file);
+    ASSERT_TRUE(ports.has_value()) << daemon_->Stderr();
+    port_ = ports->public_port;
+    admin_port_ = ports->admin_port;
 
     blocks_ = engine::testing::LoadFixtureBlocks();
     std::ofstream hex(dir_.path() / "blocks.hex");
@@ -54,6 +56,7 @@ class TandemctlTest : public ::testing::Test {
                                      absl::StrCat("--admin_addr=127.0.0.1:", admin_port_)};
     if (with_tokens) {
       argv.push_back("--token=tok");
+      argv.push_back("--ingest_token=ingesttok");
       argv.push_back("--admin_token=admintok");
     }
     argv.insert(argv.end(), args.begin(), args.end());
@@ -140,7 +143,7 @@ TEST_F(TandemctlTest, SubmitReadsRawFilesAndStdin) {
   one << absl::BytesToHexString(blocks_[1].bytes) << "\n";
   one.close();
   std::vector<std::string> argv = {TANDEMCTL, absl::StrCat("--addr=127.0.0.1:", port_),
-                                   "--token=tok", "submit"};
+                                   "--ingest_token=ingesttok", "submit"};
   Child child(argv, dir_.path() / "stdin.out", dir_.path() / "stdin.err", dir_.path() / "one.hex");
   ASSERT_EQ(child.Wait(absl::Seconds(60)), 0) << child.Stderr();
   EXPECT_THAT(child.Stdout(), HasSubstr("heights 101..101"));
@@ -171,6 +174,10 @@ TEST_F(TandemctlTest, ExitStatusesSayWhatHappened) {
   Result unauthenticated = Ctl({"tip"}, /*with_tokens=*/false);
   EXPECT_EQ(unauthenticated.status, 1);
   EXPECT_THAT(unauthenticated.err, HasSubstr("UNAUTHENTICATED"));
+  // A reader's token cannot write: the chain is the writers' (tandemd --ingest_token).
+  Result reader_rollback = Ctl({"--token=tok", "rollback", "0"}, /*with_tokens=*/false);
+  EXPECT_EQ(reader_rollback.status, 1);
+  EXPECT_THAT(reader_rollback.err, HasSubstr("PERMISSION_DENIED"));
   Result not_found = Ctl({"--json", "init", "no_such_export"});
   EXPECT_EQ(not_found.status, 1);
   EXPECT_THAT(not_found.out, HasSubstr("\"code\":\"NOT_FOUND\""));
