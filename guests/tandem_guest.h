@@ -45,8 +45,10 @@ static inline int32_t tg_addr(const void *ptr) { return (int32_t)(uintptr_t)ptr;
 // exhausted; messages longer than 500 characters are cut.
 __attribute__((noreturn)) void tg_abort(const char *message, const char *file, int line, int col);
 
-// tg_abort with the current file and line.
-#define TG_ABORT(message) tg_abort((message), __FILE__, __LINE__, 0)
+// tg_abort with the current file's name (not its path: a module must not carry the build
+// machine's folders, which would also make its bytes, and so its SHA-256, differ between builds)
+// and line.
+#define TG_ABORT(message) tg_abort((message), __FILE_NAME__, __LINE__, 0)
 
 // ---------------------------------------------------------------------------------------------
 // Length-prefixed buffers.

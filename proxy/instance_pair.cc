@@ -136,10 +136,11 @@ absl::StatusOr<Result> InstancePair::RunOnHealthyInstance(
     ++lost;
     if (absl::Now() >= give_up) {
       return util::WithCause(
-          absl::UnavailableError(absl::StrCat(
-              "other calls failed ", lost, " instances in a row before this call could start on "
-              "one, for ", absl::FormatDuration(options_.standby_wait), "; the last: ",
-              result.status().message())),
+          absl::UnavailableError(absl::StrCat("other calls failed ", lost,
+                                              " instances in a row before this call could start on "
+                                              "one, for ",
+                                              absl::FormatDuration(options_.standby_wait),
+                                              "; the last: ", result.status().message())),
           util::FailureCause::kInstanceLost);
     }
   }
@@ -337,12 +338,13 @@ absl::StatusOr<ViewOutcome> InstancePair::View(absl::string_view name,
 // ---------------------------------------------------------------------------------------------
 // Rollback, init calls, manual swaps, status
 
-absl::Status InstancePair::Rollback(uint32_t height) {
+absl::Status InstancePair::Rollback(std::optional<uint32_t> height) {
   util::MutexLock ingest(&ingest_mu_);
   TANDEM_RETURN_IF_ERROR(store_.Rollback(height));
   Events events;
   PairEvent event = MakeEvent(PairEvent::Kind::kRolledBack);
-  event.height = height;
+  event.height = height.value_or(0);
+  if (!height.has_value()) event.cause = "every block: the chain is empty";
   events.push_back(event);
   // No guest memory may remember an undone block.
   slots_.RolledBack(StoredTip(store_), events);

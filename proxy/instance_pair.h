@@ -168,7 +168,8 @@ class InstancePair {
                                    absl::string_view request);
 
   // Rolls the store back to `height` and replaces every instance that has seen a height above it.
-  absl::Status Rollback(uint32_t height) ABSL_LOCKS_EXCLUDED(ingest_mu_);
+  // std::nullopt rolls every block back (the chain becomes empty, whatever its start height).
+  absl::Status Rollback(std::optional<uint32_t> height) ABSL_LOCKS_EXCLUDED(ingest_mu_);
 
   // Runs an init call on the active, appends it with its result digest to the replay log, and
   // makes the standbys stale (they are warmed again with the longer log).

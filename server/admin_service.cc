@@ -45,8 +45,8 @@ grpc::Status AdminService::Initialize(grpc::ServerContext* context,
                                       const tandem::v1::InitializeRequest* request,
                                       tandem::v1::InitializeResponse* response) {
   if (grpc::Status auth = CheckBearerToken(*context, token_); !auth.ok()) return auth;
-  if (request->name().empty()) {
-    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "init call name must not be empty");
+  if (absl::Status name = CheckExportName("init call name", request->name()); !name.ok()) {
+    return ToGrpcStatus(name);
   }
   absl::StatusOr<proxy::InitOutcome> outcome =
       pair_.Initialize(request->name(), request->payload());

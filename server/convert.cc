@@ -51,6 +51,15 @@ absl::StatusOr<proxy::BlockSubmission> BlockSubmissionFromProto(
   return block;
 }
 
+absl::Status CheckExportName(absl::string_view what, absl::string_view name) {
+  if (name.empty()) return absl::InvalidArgumentError(absl::StrCat(what, " must not be empty"));
+  if (name.size() > kMaxExportNameBytes) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(what, " is ", name.size(), " bytes long; at most ", kMaxExportNameBytes));
+  }
+  return absl::OkStatus();
+}
+
 void ToProto(const store::BlockRecord& record, tandem::v1::BlockRecord* out) {
   out->set_height(record.height);
   out->set_hash(record.hash);

@@ -15,6 +15,15 @@ namespace tandem::server {
 absl::StatusOr<proxy::BlockSubmission> BlockSubmissionFromProto(
     const tandem::v1::SubmitBlockRequest& request);
 
+// The longest export name a View or Initialize call may give. The name is checked first: errors
+// quote it, and a status message travels in gRPC's trailing metadata (8 KiB by default), so an
+// unchecked 8 KiB name came back as a misleading RESOURCE_EXHAUSTED about metadata.
+inline constexpr size_t kMaxExportNameBytes = 1024;
+
+// OK, or INVALID_ARGUMENT when `name` (the export a call names; `what` says which: "view name",
+// "init call name") is empty or longer than kMaxExportNameBytes.
+absl::Status CheckExportName(absl::string_view what, absl::string_view name);
+
 void ToProto(const store::BlockRecord& record, tandem::v1::BlockRecord* out);
 void ToProto(const proxy::BlockOutcome& outcome, tandem::v1::SubmitBlockResponse* out);
 void ToProto(const proxy::PairStatus& status, tandem::v1::StatusResponse* out);

@@ -252,8 +252,8 @@ grpc::Status IndexerService::View(grpc::ServerContext* context,
                                   const tandem::v1::ViewRequest* request,
                                   tandem::v1::ViewResponse* response) {
   if (grpc::Status auth = CheckReader(*context, access_); !auth.ok()) return auth;
-  if (request->name().empty()) {
-    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "view name must not be empty");
+  if (absl::Status name = CheckExportName("view name", request->name()); !name.ok()) {
+    return ToGrpcStatus(name);
   }
   std::optional<uint32_t> height;
   if (request->has_height()) height = request->height();
@@ -307,7 +307,13 @@ grpc::Status IndexerService::Rollback(grpc::ServerContext* context,
                                       const tandem::v1::RollbackRequest* request,
                                       tandem::v1::RollbackResponse* response) {
   if (grpc::Status auth = CheckWriter(*context, access_); !auth.ok()) return auth;
-  if (absl::Status status = pair_.Rollback(request->height()); !status.ok()) {
+  if (request->empty() && request->height() != 0) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                        "give a height or `empty`, not both: `empty` undoes every block");
+  }
+  const std::optional<uint32_t> new_tip =
+      request->empty() ? std::nullopt : std::optional<uint32_t>(request->height());
+  if (absl::Status status = pair_.Rollback(new_tip); !status.ok()) {
     return ToGrpcStatus(status);
   }
   std::optional<store::BlockRecord> tip = store_.GetTip();

@@ -17,6 +17,7 @@
 #include "grpcpp/server_builder.h"
 #include "server/auth.h"
 #include "server/health.h"
+#include "server/listen_check.h"
 #include "util/status_macros.h"
 
 namespace tandem::server {
@@ -58,6 +59,13 @@ absl::StatusOr<std::unique_ptr<TandemServer>> TandemServer::Start(const ServerCo
   if (!config.port_file.empty()) {
     // A file left by a process that was killed must not pass for this one's.
     TANDEM_RETURN_IF_ERROR(RemovePortFile(config.port_file));
+  }
+  // A port in use fails the start at once and says so, before the module and the store load.
+  for (auto [flag, address] :
+       {std::pair<absl::string_view, absl::string_view>{"listen", config.listen},
+        {"admin_listen", config.admin_listen},
+        {"metrics_listen", config.metrics_listen}}) {
+    if (!address.empty()) TANDEM_RETURN_IF_ERROR(CheckCanListen(flag, address));
   }
 
   if (absl::Status status = engine::InitializeV8(); !status.ok()) {
@@ -186,6 +194,9 @@ absl::Status TandemServer::StartListeners() {
   }
   public_server_ = public_builder.BuildAndStart();
   if (public_server_ == nullptr || public_port_ == 0) {
+    // Taken since the check at start, or refused for a reason gRPC only logs: say which if the
+    // system can.
+    TANDEM_RETURN_IF_ERROR(CheckCanListen("listen", config_.listen));
     return absl::UnavailableError(absl::StrCat("cannot listen on --listen=", config_.listen));
   }
   logger_.Info(absl::StrCat("Indexer", config_.admin_on_public ? " and Admin" : "",
@@ -204,6 +215,7 @@ absl::Status TandemServer::StartListeners() {
     admin_builder.RegisterService(admin_.get());
     admin_server_ = admin_builder.BuildAndStart();
     if (admin_server_ == nullptr || admin_port_ == 0) {
+      TANDEM_RETURN_IF_ERROR(CheckCanListen("admin_listen", config_.admin_listen));
       return absl::UnavailableError(
           absl::StrCat("cannot listen on --admin_listen=", config_.admin_listen));
     }

@@ -590,27 +590,31 @@ absl::StatusOr<BlockRecord> BlockStore::CommitBlock(const BlockCommit& commit) {
   return record;
 }
 
-absl::Status BlockStore::Rollback(uint32_t height) {
+absl::Status BlockStore::Rollback(std::optional<uint32_t> height) {
   util::MutexLock write_lock(&write_mu_);
   ChainState chain;
   {
     util::MutexLock state_lock(&state_mu_);
     chain = chain_;
   }
+  const std::string target =
+      height.has_value() ? absl::StrCat("height ", *height) : std::string("an empty chain");
   if (!chain.tip.has_value()) {
     return absl::FailedPreconditionError(
-        absl::StrCat("cannot roll back to height ", height, ": the store has no blocks"));
+        absl::StrCat("cannot roll back to ", target, ": the store has no blocks"));
   }
   const uint32_t tip = chain.tip->height;
   const uint32_t start = *chain.start;
-  if (height > tip) {
+  // The new tip, -1 when the chain empties at start 0 (heights are unsigned, this is not).
+  const int64_t new_tip = height.has_value() ? int64_t{*height} : int64_t{start} - 1;
+  if (new_tip > tip) {
     return absl::FailedPreconditionError(
-        absl::StrCat("cannot roll back to height ", height, ": it is above the tip (", tip, ")"));
+        absl::StrCat("cannot roll back to ", target, ": it is above the tip (", tip, ")"));
   }
-  if (height == tip) return absl::OkStatus();
-  if (static_cast<uint64_t>(height) + 1 < start) {
+  if (new_tip == tip) return absl::OkStatus();
+  if (new_tip + 1 < start) {
     return absl::FailedPreconditionError(absl::StrCat(
-        "cannot roll back to height ", height, ": it is below start-1 (start is ", start, ")"));
+        "cannot roll back to ", target, ": it is below start-1 (start is ", start, ")"));
   }
 
   // Every version above `height` goes, and each key they touched gets back, as its latest
@@ -618,7 +622,8 @@ absl::Status BlockStore::Rollback(uint32_t height) {
   rocksdb::WriteBatch batch;
   rocksdb::Status s;
   std::set<std::string> touched_keys;
-  for (uint32_t h = tip; h > height; --h) {
+  for (int64_t wide = tip; wide > new_tip; --wide) {
+    const uint32_t h = static_cast<uint32_t>(wide);
     std::string touched;
     s = db_->Get(rocksdb::ReadOptions(), keys::TouchedKey(h), &touched);
     if (s.IsNotFound()) {
@@ -645,7 +650,8 @@ absl::Status BlockStore::Rollback(uint32_t height) {
   for (const std::string& key : touched_keys) {
     uint32_t found_height = 0;
     absl::StatusOr<std::optional<std::string>> restored =
-        SeekHistory(*history, key, height, &found_height);
+        new_tip < 0 ? std::optional<std::string>()  // Nothing is at or below -1.
+                    : SeekHistory(*history, key, static_cast<uint32_t>(new_tip), &found_height);
     if (!restored.ok()) return restored.status();
     if (restored->has_value()) {
       latest_value.clear();
@@ -659,25 +665,25 @@ absl::Status BlockStore::Rollback(uint32_t height) {
   history.reset();
 
   ChainState next;
-  if (height + 1 == start) {
+  if (new_tip + 1 == start) {
     // Every block goes: the store is as fresh as a new one (apart from its replay log).
     for (const rocksdb::Status& del :
          {batch.Delete(keys::kTipKey), batch.Delete(keys::kStartKey)}) {
       if (!del.ok()) return FromRocksDbStatus(del, "building the rollback batch");
     }
   } else {
-    absl::StatusOr<BlockRecord> new_tip = ReadBlock(height);
-    if (!new_tip.ok()) return new_tip.status();
+    absl::StatusOr<BlockRecord> record = ReadBlock(static_cast<uint32_t>(new_tip));
+    if (!record.ok()) return record.status();
     next.start = start;
-    next.tip = *std::move(new_tip);
-    s = batch.Put(keys::kTipKey, keys::EncodeU32(height));
+    next.tip = *std::move(record);
+    s = batch.Put(keys::kTipKey, keys::EncodeU32(static_cast<uint32_t>(new_tip)));
     if (!s.ok()) return FromRocksDbStatus(s, "building the rollback batch");
   }
 
   rocksdb::WriteOptions write_options;
   write_options.sync = options_.sync;
   s = db_->Write(write_options, &batch);
-  if (!s.ok()) return FromRocksDbStatus(s, absl::StrCat("rolling back to height ", height));
+  if (!s.ok()) return FromRocksDbStatus(s, absl::StrCat("rolling back to ", target));
 
   util::MutexLock state_lock(&state_mu_);
   chain_ = std::move(next);

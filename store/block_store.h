@@ -110,13 +110,13 @@ class BlockStore {
   // Undoes every height above `height` in one WriteBatch, using the per-height touched-key lists:
   // cost is proportional to the writes above `height`, never to the size of the database.
   // Afterwards the tip is `height` and every read and root is as it was when `height` was the tip.
-  // Rolling back to the tip is a no-op (OK). Rolling back to start - 1 removes every block; a
-  // store whose start is 0 cannot express that (heights are unsigned) and keeps block 0.
+  // Rolling back to the tip is a no-op (OK). Rolling back to start - 1, or to std::nullopt
+  // (which also works when start is 0, where start - 1 is not a height), removes every block.
   // Errors:
   //   FAILED_PRECONDITION  the store has no blocks; `height` is above the tip; `height` is below
   //                        start - 1;
   //   UNAVAILABLE / DATA_LOSS from the database (nothing is rolled back).
-  absl::Status Rollback(uint32_t height) ABSL_LOCKS_EXCLUDED(write_mu_);
+  absl::Status Rollback(std::optional<uint32_t> height) ABSL_LOCKS_EXCLUDED(write_mu_);
 
   // Returns the value `key` held at `height`: the latest write at or below `height`.
   // std::nullopt when the key was never written at or below `height` or its latest write there

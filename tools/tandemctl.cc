@@ -91,6 +91,7 @@ constexpr char kUsage[] =
     "  tip                    the committed tip\n"
     "  block HEIGHT           hash and state root of a committed height\n"
     "  rollback HEIGHT        undo every height above HEIGHT\n"
+    "  rollback empty         undo every block (the chain becomes empty)\n"
     "Exit status: 0 ok, 1 the server refused or could not be reached, 2 usage error, 3 input "
     "error.";
 
@@ -458,10 +459,14 @@ int Block(Client& client, const std::vector<std::string>& args) {
 }
 
 int Rollback(Client& client, const std::vector<std::string>& args) {
-  uint32_t height = 0;
-  if (!ParseHeightArg(args, "rollback", &height)) return kExitUsage;
   tandem::v1::RollbackRequest request;
-  request.set_height(height);
+  if (args.size() == 1 && args[0] == "empty") {
+    request.set_empty(true);
+  } else {
+    uint32_t height = 0;
+    if (!ParseHeightArg(args, "rollback", &height)) return kExitUsage;
+    request.set_height(height);
+  }
   tandem::v1::RollbackResponse response;
   auto context = client.writer().UnaryContext();
   grpc::Status status = client.writer().indexer().Rollback(context.get(), request, &response);

@@ -135,6 +135,21 @@ TEST_P(BitcoinIndexerTest, MalformedBlockAbortsWithItsCause) {
 INSTANTIATE_TEST_SUITE_P(Guests, BitcoinIndexerTest, ::testing::ValuesIn(Indexers()),
                          [](const auto& info) { return info.param; });
 
+TEST(BitcoinIndexerAbortTest, NamesItsSourceFileNotTheBuildMachinesFolders) {
+  auto module = testing::LoadGuestOrDie("bitcoin_indexer");
+  ASSERT_NE(module, nullptr);
+  auto instance = Instance::Create(testing::TestWorkers(), *module, {});
+  ASSERT_TRUE(instance.ok()) << instance.status();
+  MemoryStateReader state;
+  absl::Status status = (*instance)->RunView("outpoint", 1, "abc", state, kDeadline).status();
+  EXPECT_EQ(status.code(), absl::StatusCode::kAborted) << status;
+  EXPECT_THAT(std::string(status.message()), ::testing::HasSubstr(" at bitcoin_indexer.c:"));
+  // Nor do the module's bytes hold the source folder (TANDEM_TEST_DATA_DIR is <source>/tests/data).
+  const std::string source_dir(TANDEM_TEST_DATA_DIR, sizeof(TANDEM_TEST_DATA_DIR) - 1 - 11);
+  EXPECT_EQ(testing::GuestBytes("bitcoin_indexer").find(source_dir), std::string::npos)
+      << "the module carries " << source_dir;
+}
+
 #ifdef TANDEM_HAVE_ASSEMBLYSCRIPT_GUEST
 // "malformed block: <what> at byte <N>" out of an abort message, or "" when there is none.
 std::string MalformedCause(absl::string_view message) {

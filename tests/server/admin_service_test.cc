@@ -121,6 +121,10 @@ TEST(AdminServiceTest, InitializeRecordsTheCallAndTheLogHasACap) {
   request.set_name("");
   EXPECT_EQ(s.admin->Initialize(Context().get(), request, &response).error_code(),
             grpc::StatusCode::INVALID_ARGUMENT);
+  request.set_name(std::string(9000, 'n'));  // Quoted in an error, it would not fit in trailers.
+  status = s.admin->Initialize(Context().get(), request, &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << status.error_message();
+  EXPECT_THAT(status.error_message(), HasSubstr("9000 bytes long; at most 1024"));
 
   tandem::v1::StatusResponse after;
   ASSERT_TRUE(s.admin->Status(Context().get(), {}, &after).ok());

@@ -190,6 +190,12 @@ TEST_F(IndexerServiceTest, InvalidArgument) {
   tandem::v1::ViewResponse answer;
   EXPECT_EQ(s.indexer->View(Context().get(), view, &answer).error_code(),
             grpc::StatusCode::INVALID_ARGUMENT);
+  // A name longer than any export: refused as such, before anything quotes it in an error (an
+  // unchecked 9000-byte name came back as RESOURCE_EXHAUSTED about the trailers' size).
+  view.set_name(std::string(9000, 'v'));
+  status = s.indexer->View(Context().get(), view, &answer);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << status.error_message();
+  EXPECT_THAT(status.error_message(), HasSubstr("view name is 9000 bytes long"));
 }
 
 TEST_F(IndexerServiceTest, FailedPrecondition) {
@@ -239,6 +245,30 @@ TEST_F(IndexerServiceTest, RollbackUndoesHeightsAndAcceptsOtherBlocks) {
   EXPECT_EQ(answer.height(), 1u);
   EXPECT_EQ(answer.answer(), "");  // Block 2 is gone.
   EXPECT_TRUE(Submit(s, BlockRequest(2, blocks_[5].bytes)).ok());
+}
+
+TEST_F(IndexerServiceTest, RollbackToEmptyWorksForAChainStartedAtZero) {
+  RunningServer s = Start(TestConfig(dir_));
+  for (uint32_t i = 0; i < 2; ++i) ASSERT_TRUE(Submit(s, BlockRequest(i, blocks_[i].bytes)).ok());
+  tandem::v1::RollbackRequest request;
+  tandem::v1::RollbackResponse response;
+  request.set_empty(true);
+  request.set_height(1);  // Both: which one is meant?
+  EXPECT_EQ(s.indexer->Rollback(Context().get(), request, &response).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  request.set_height(0);
+  grpc::Status status = s.indexer->Rollback(Context().get(), request, &response);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_FALSE(response.has_tip());
+  tandem::v1::GetTipResponse tip;
+  ASSERT_TRUE(s.indexer->GetTip(Context().get(), {}, &tip).ok());
+  EXPECT_FALSE(tip.has_tip());
+  tandem::v1::GetBlockRequest block;
+  block.set_height(0);
+  tandem::v1::GetBlockResponse record;
+  EXPECT_EQ(s.indexer->GetBlock(Context().get(), block, &record).error_code(),
+            grpc::StatusCode::NOT_FOUND);
+  EXPECT_TRUE(Submit(s, BlockRequest(0, blocks_[5].bytes)).ok());  // A fresh start.
 }
 
 TEST_F(IndexerServiceTest, NotFound) {

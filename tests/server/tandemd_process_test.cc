@@ -125,6 +125,29 @@ TEST_F(TandemdProcessTest, ServesAndShutsDownCleanlyOnSigtermAndSigint) {
   }
 }
 
+TEST_F(TandemdProcessTest, APortInUseStopsTheStartAtOnceNamingTheCause) {
+  Child first(ServingFlags(), dir_.path() / "out1", dir_.path() / "err1");
+  std::optional<tandem::testing::TandemdPorts> ports = WaitForPortFile(first, port_file());
+  ASSERT_TRUE(ports.has_value()) << first.Stderr();
+  for (const auto& [flag, port] : {std::pair<std::string, int>{"listen", ports->public_port},
+                                   {"admin_listen", ports->admin_port},
+                                   {"metrics_listen", ports->metrics_port}}) {
+    SCOPED_TRACE(flag);
+    std::vector<std::string> flags =
+        tandem::testing::TandemdCommand(TANDEMD, dir_.path() / "ports2",
+                                        {absl::StrCat("--db=", (dir_.path() / "db2").string()),
+                                         absl::StrCat("--", flag, "=127.0.0.1:", port)});
+    const absl::Time started = absl::Now();
+    std::string err;
+    EXPECT_EQ(RunToEnd(std::vector<std::string>(flags.begin() + 1, flags.end()), &err), 1);
+    EXPECT_LT(absl::Now() - started, absl::Seconds(1)) << "a busy port is found before loading";
+    EXPECT_THAT(err, HasSubstr(absl::StrCat("cannot listen on --", flag, "=127.0.0.1:", port,
+                                            ": Address already in use")));
+  }
+  first.Signal(SIGTERM);
+  EXPECT_EQ(first.Wait(absl::Seconds(30)), 0);
+}
+
 // A client of `port` that has made one call and then only keeps its connection.
 std::unique_ptr<tandem::v1::Indexer::Stub> IdleClient(int port) {
   auto stub = tandem::v1::Indexer::NewStub(

@@ -307,6 +307,27 @@ TEST_F(BlockStoreTest, RollbackRestoresEveryEarlierHeightExactly) {
   EXPECT_EQ(store_->GetStartHeight(), 500u);
 }
 
+TEST_F(BlockStoreTest, AChainStartedAtZeroRollsBackToEmpty) {
+  // start - 1 is no height here (it would wrap to 4294967295): std::nullopt says "every block".
+  ASSERT_TRUE(Commit(0, Hash("0"), std::nullopt, {{"a", "0"}}).ok());
+  ASSERT_TRUE(Commit(1, Hash("1"), std::nullopt, {{"a", "1"}, {"b", "1"}}).ok());
+  EXPECT_TRUE(absl::IsFailedPrecondition(store_->Rollback(UINT32_MAX)));  // Above the tip.
+  ASSERT_TRUE(store_->Rollback(std::nullopt).ok());
+  EXPECT_FALSE(store_->GetTip().has_value());
+  EXPECT_FALSE(store_->GetStartHeight().has_value());
+  EXPECT_EQ(store_->Get("a", 5).value(), std::nullopt);
+  EXPECT_EQ(store_->Get("b", 5).value(), std::nullopt);
+  EXPECT_EQ(store_->CountChainEntriesForTesting().value(), 0u);
+  EXPECT_TRUE(absl::IsFailedPrecondition(store_->Rollback(std::nullopt)));  // Nothing left.
+  ASSERT_TRUE(Commit(0, Hash("again"), std::nullopt, {{"a", "again"}}).ok());
+  EXPECT_EQ(store_->Get("a", 0).value(), "again");
+  // On a chain started above 0, std::nullopt is start - 1.
+  ASSERT_TRUE(store_->Rollback(std::nullopt).ok());
+  ASSERT_TRUE(Commit(7, Hash("7")).ok());
+  ASSERT_TRUE(store_->Rollback(std::nullopt).ok());
+  EXPECT_FALSE(store_->GetTip().has_value());
+}
+
 TEST_F(BlockStoreTest, RootsFollowTheDesignFormula) {
   WriteSet first = {{"b", "2"}, {"a", "1"}, {"gone", ""}, {std::string("\xff", 1), "hi"}};
   WriteSet second = {};
