@@ -50,22 +50,28 @@ SEED_DEFAULT = 15
 # --- Processes ------------------------------------------------------------------------------------
 
 class FixedPortNode(h.Node):
-    """tandemd on a fixed public port, so tandem-follow finds it again after a restart."""
+    """tandemd that keeps its public port across restarts, so tandem-follow finds it again: the
+    first start takes the port the kernel gives (port 0, read back from the port file), every
+    restart asks for that same port."""
 
-    def __init__(self, *args, port, **kwargs):
+    def __init__(self, *args, port=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.fixed_port = port
 
     def command(self):
-        return [self.tandemd, f"--module={self.module}", f"--db={self.db}",
-                f"--listen=127.0.0.1:{self.fixed_port}", "--admin_listen=127.0.0.1:0",
-                "--metrics_listen="] + self.flags
+        fixed = [f"--listen=127.0.0.1:{self.fixed_port}"] if self.fixed_port else []
+        return super().command() + fixed  # The last --listen wins.
+
+    def start(self, timeout=60):
+        super().start(timeout)
+        self.fixed_port = self.port
+        return self
 
 
 def tandemd(name, port=None):
     module = os.path.join(ARGS.guests, "bitcoin_indexer.wasm")
     return FixedPortNode(ARGS.tandemd, module, WORK(f"{name}-db"), WORK(f"{name}.log"),
-                         ["--fsync=true"], name=name, port=port or free_port()).start()
+                         ["--fsync=true"], name=name, port=port).start()
 
 
 class Follower:
@@ -84,8 +90,9 @@ class Follower:
         with open(self.log_path, "a") as log:
             log.write(f"=== start {' '.join(self.command)}\n")
             log.flush()
-            self.process = subprocess.Popen(self.command, stdout=log, stderr=subprocess.STDOUT,
-                                            preexec_fn=h._child_setup())
+            # Dies with the test; no preexec_fn (see tests/support/tandemd_process.py).
+            self.process = subprocess.Popen(h.tandemd_process.guarded(self.command), stdout=log,
+                                            stderr=subprocess.STDOUT, process_group=0)
         return self
 
     def log(self):

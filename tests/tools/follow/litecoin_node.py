@@ -9,17 +9,14 @@ directly: Debian's /usr/bin/litecoind wrapper would write ~/.litecoin.
 """
 import atexit
 import base64
-import ctypes
 import http.client
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import time
 
-_LIBC = ctypes.CDLL(None, use_errno=True)
 _LIVE = []
 
 
@@ -87,10 +84,12 @@ class LitecoinNode:
         log = open(self.log_path, "a")
         log.write(f"=== start litecoind -datadir={self.datadir}\n")
         log.flush()
+        # setpriv sets PR_SET_PDEATHSIG and execs litecoind: no Python runs between fork and exec,
+        # which would deadlock in grpcio's fork handler (see tests/support/tandemd_process.py).
         self.process = subprocess.Popen(
-            [find_litecoind(), f"-datadir={self.datadir}"] + self.extra,
-            stdout=log, stderr=subprocess.STDOUT,
-            preexec_fn=lambda: _LIBC.prctl(1, signal.SIGKILL, 0, 0, 0))
+            ["setpriv", "--pdeathsig", "KILL", "--", find_litecoind(),
+             f"-datadir={self.datadir}"] + self.extra,
+            stdout=log, stderr=subprocess.STDOUT)
         log.close()
         _LIVE.append(self)
         deadline = time.time() + timeout
