@@ -14,7 +14,7 @@ bash "$root/scripts/setup.sh"
 cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build "$build" -j "$jobs"
 cd "$build"
-echo "test seed: ${TANDEM_TEST_SEED:-each suite's fixed default} (TANDEM_TEST_SEED)"
+echo "test seed: ${TANDEM_TEST_SEED:-the fixed default of each suite} (TANDEM_TEST_SEED)"
 status=0
 ctest --output-on-failure -j "$jobs" --timeout 600 -LE reliability "$@" || status=1
 # The process-level suites (SIGKILL, two nodes, memory limits, soak...) run one at a time, after
