@@ -12,8 +12,8 @@ exit:
 The order alternates between rounds. Both tandemd end with the same tip and state root (checked).
 overhead = median(follow) / median(submit) - 1. Prints JSON (and writes it to --json_out).
 
-Run it under the machine lock, with nothing else running:
-  flock /work/wt/.cpu.lock python3 benchmarks/follow_bench.py --tandemd build/server/tandemd \
+Run it with nothing else running on the machine:
+  python3 benchmarks/follow_bench.py --tandemd build/server/tandemd \
     --tandemctl build/tools/tandemctl --follow build/tools/follow/tandem-follow \
     --stubs build/proto/python --guests build/guests --json_out follow_bench.json
 """

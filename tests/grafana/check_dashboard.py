@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Checks grafana/dashboards/tandem-overview.json without any server: a stable uid, a prometheus
 datasource variable that every panel uses, a PromQL expression on every panel (valid, as promtool
-parses it), the panels the design asks for, and only metrics that tandem exports (as named in the
+parses it), the panels an operator needs, and only metrics that tandem exports (as named in the
 metrics sources) or recording rules of rules.yml. Also checks that the rules use only such metrics.
 Exit status 0 when everything holds; otherwise every problem is printed."""
 
@@ -18,7 +18,7 @@ import dashboard_lib  # noqa: E402
 
 EXPECTED_UID = "tandem-overview"
 
-# (what the issue asks for, a regex the panel titles must match).
+# (what the dashboard must show, a regex the panel titles must match).
 REQUIRED_PANELS = [
     ("memory per slot against the --warm_at / --swap_at lines", r"memory per slot"),
     ("swap policy and its thresholds", r"swap policy"),

@@ -5,7 +5,7 @@ a wallet), real tandemd processes, real tandemctl. Each scenario is its own ctes
 
   follow_test.py --scenario NAME --tandemd ... --tandemctl ... --follow ... --stubs ... --guests ...
 
-Scenarios (the issue's list):
+Scenarios:
   sync        300 blocks with wallet transactions paying legacy, P2SH-segwit and bech32 addresses
               (checked in the blocks with python3-bitcoinlib); tandem-follow catches up; every
               state root equals a second tandemd fed `getblock <hash> 0` with `tandemctl submit`,
