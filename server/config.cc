@@ -179,6 +179,14 @@ absl::Status ValidateConfig(const ServerConfig& config) {
     return Invalid("ingest_token",
                    "must differ from --token and --admin_token: writers are their own principal");
   }
+  if (config.db_block_cache_bytes < (1ull << 20)) {
+    return Invalid("db_block_cache", absl::StrCat("must be at least 1MiB (got ",
+                                                  config.db_block_cache_bytes, " bytes)"));
+  }
+  if (config.db_write_buffer_bytes < (4ull << 20)) {
+    return Invalid("db_write_buffers", absl::StrCat("must be at least 4MiB (got ",
+                                                    config.db_write_buffer_bytes, " bytes)"));
+  }
   return absl::OkStatus();
 }
 
@@ -202,6 +210,8 @@ store::BlockStoreOptions StoreOptionsFromConfig(const ServerConfig& config) {
   store::BlockStoreOptions options;
   options.sync = config.fsync;
   options.replay_log_limits.max_bytes = config.replay_log_max_bytes;
+  options.block_cache_bytes = config.db_block_cache_bytes;
+  options.write_buffer_bytes = config.db_write_buffer_bytes;
   return options;
 }
 

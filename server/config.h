@@ -72,6 +72,9 @@ struct ServerConfig {
   uint64_t replay_log_max_bytes = 64ull << 20;
   // fsync every commit.
   bool fsync = true;
+  // RocksDB's memory caps (store::BlockStoreOptions).
+  uint64_t db_block_cache_bytes = 256ull << 20;
+  uint64_t db_write_buffer_bytes = 256ull << 20;
 };
 
 // Checks every field that flag parsing cannot: ranges, combinations, listen address syntax.

@@ -135,6 +135,13 @@ ABSL_FLAG(std::string, admin_token, "",
 ABSL_FLAG(ByteSizeFlag, replay_log_max_bytes, ByteSizeFlag{64ull << 20},
           "Cap of the replay log (init calls kept for every new instance); Initialize fails "
           "with RESOURCE_EXHAUSTED past it.");
+ABSL_FLAG(ByteSizeFlag, db_block_cache, ByteSizeFlag{256ull << 20},
+          "RocksDB's block cache: data, index and filter blocks of the whole database (bytes or "
+          "64MiB, 1GiB). With --db_write_buffers it bounds the database's memory whatever the "
+          "number of keys; the defaults leave most of a 4 GiB node to the guests.");
+ABSL_FLAG(ByteSizeFlag, db_write_buffers, ByteSizeFlag{256ull << 20},
+          "RocksDB's memtables, all column families together (bytes or 64MiB, 1GiB): past it "
+          "they are flushed, and writes wait rather than grow. At least 4MiB.");
 ABSL_FLAG(bool, fsync, true,
           "fsync the database's write-ahead log on every commit. Turn off only for benchmarks: a "
           "power loss may then lose the last blocks (never half of one).");
@@ -198,6 +205,8 @@ absl::StatusOr<ServerConfig> ServerConfigFromFlags() {
   config.admin_token = absl::GetFlag(FLAGS_admin_token);
   config.replay_log_max_bytes = absl::GetFlag(FLAGS_replay_log_max_bytes).bytes;
   config.fsync = absl::GetFlag(FLAGS_fsync);
+  config.db_block_cache_bytes = absl::GetFlag(FLAGS_db_block_cache).bytes;
+  config.db_write_buffer_bytes = absl::GetFlag(FLAGS_db_write_buffers).bytes;
   if (absl::Status status = ValidateConfig(config); !status.ok()) return status;
   return config;
 }

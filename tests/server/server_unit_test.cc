@@ -100,6 +100,12 @@ TEST(ConfigTest, RefusesValuesOutOfRange) {
   config.historical_instances = 17;
   ExpectInvalid(config, "historical_instances");
   config = Valid();
+  config.db_block_cache_bytes = 1000;
+  ExpectInvalid(config, "db_block_cache");
+  config = Valid();
+  config.db_write_buffer_bytes = 1ull << 20;
+  ExpectInvalid(config, "db_write_buffers");
+  config = Valid();
   config.listen = "[::1]:50051";
   config.admin_listen = "";
   EXPECT_TRUE(ValidateConfig(config).ok());
@@ -112,6 +118,8 @@ TEST(ConfigTest, PairAndStoreOptionsFollowTheConfig) {
   config.replay_log_max_bytes = 1234;
   config.fsync = false;
   config.historical_instances = 3;
+  config.db_block_cache_bytes = 64ull << 20;
+  config.db_write_buffer_bytes = 32ull << 20;
   proxy::PairOptions pair = PairOptionsFromConfig(config);
   EXPECT_EQ(pair.policy, proxy::SwapPolicy::kThreshold);
   EXPECT_EQ(pair.historical_instances, 3);
@@ -119,6 +127,8 @@ TEST(ConfigTest, PairAndStoreOptionsFollowTheConfig) {
   store::BlockStoreOptions store = StoreOptionsFromConfig(config);
   EXPECT_EQ(store.replay_log_limits.max_bytes, 1234u);
   EXPECT_FALSE(store.sync);
+  EXPECT_EQ(store.block_cache_bytes, 64ull << 20);
+  EXPECT_EQ(store.write_buffer_bytes, 32ull << 20);
 }
 
 TEST(StatusMappingTest, KeepsCodeAndMessage) {

@@ -63,6 +63,8 @@ TEST_F(TandemdProcessTest, HelpExplainsEveryFlagAndExitsZero) {
                            "--token",
                            "--admin_token",
                            "--replay_log_max_bytes",
+                           "--db_block_cache",
+                           "--db_write_buffers",
                            "--fsync"}) {
     EXPECT_THAT(help, HasSubstr(flag));
   }
