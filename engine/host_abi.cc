@@ -217,7 +217,7 @@ void HostAbi::Flush(const v8::FunctionCallbackInfo<v8::Value>& info) {
   }
   switch (call->kind) {
     case CallKind::kView:
-      return;  // The design: a flush in a view is ignored.
+      return;  // A flush in a view is ignored (docs/design.md, "Host ABI").
     case CallKind::kInit:
     case CallKind::kInitialize:
       return self->FailCall(isolate, absl::AbortedError(absl::StrCat(

@@ -55,7 +55,7 @@ struct InitCall {
 // returns UNAVAILABLE with cause kInstanceLost without running: it may run on another instance.
 // Causes (util::FailureCause) travel with every error status.
 //
-// Error codes of the Run* methods, as the design's failure classes:
+// Error codes of the Run* methods, by the failure kinds of docs/design.md:
 //   ABORTED            deterministic guest failure: every node fails this call the same way.
 //   DEADLINE_EXCEEDED  the deadline passed (a host outcome: retry elsewhere).
 //   UNAVAILABLE        the host failed (memory below the cap, heap limit, native stack, store), or

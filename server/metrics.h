@@ -1,4 +1,4 @@
-// tandem's Prometheus metrics: every family the design lists, fed by the instance pair's events,
+// tandem's Prometheus metrics (docs/design.md, "Metrics"), fed by the instance pair's events,
 // the gRPC layer and a refresh at each scrape. It must never decide anything or call into a guest.
 #pragma once
 
@@ -51,7 +51,7 @@ absl::string_view WarmFailureCause(absl::string_view cause_text);
 // "DeadlineExceeded", ... "Unknown" for a number outside 0..16.
 absl::string_view GrpcCodeLabel(int code);
 
-// Every tandem_* and grpc_server_* metric family of the design, registered in one registry.
+// Every tandem_* and grpc_server_* metric family of docs/design.md, registered in one registry.
 //
 //   From the pair's events (OnPairEvent):
 //     tandem_swaps_total{reason}            one per swap; reason = proxy::SwapReasonName.

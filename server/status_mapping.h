@@ -1,5 +1,5 @@
 // The one place where the pair's absl::Status becomes a grpc::Status. It must never change a code
-// or drop a message: the design's error contract is stated in absl codes and kept 1:1 on the wire.
+// or drop a message: the error contract (docs/design.md) is in absl codes, kept 1:1 on the wire.
 #pragma once
 
 #include "absl/status/status.h"

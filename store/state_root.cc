@@ -1,4 +1,4 @@
-// The state root and block hash of the design ("Storage (RocksDB)"), as pure functions.
+// The state root and block hash (docs/design.md, "Storage and the state root"), as pure functions.
 // It must never touch the database: other nodes and tests recompute roots with exactly this code.
 #include "store/state_root.h"
 

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Crash suite: tandemd is SIGKILLed under steady ingest and restarted on the same database.
 
-What it proves (design.md, "Storage"): a block commits in one WAL-synced WriteBatch, so a crash
+What it proves (docs/design.md, "Storage and the state root"): a block commits in one WAL-synced WriteBatch, so a crash
 leaves no trace of a block or all of it, and nothing that was acknowledged is ever lost.
 
 1. A reference tandemd (fresh database, --fsync=true) is fed the whole chain (the fixture blocks,

@@ -1,8 +1,8 @@
 #!/usr/bin/python3
 """Memory-determinism suite: a host that cannot provide memory never changes what the guest
 observes. Every block gets the reference's outcome, or a clean host error (UNAVAILABLE) with
-nothing committed (the tip and its root unchanged); never another root (design.md,
-"Deterministic and non-deterministic failures").
+nothing committed (the tip and its root unchanged); never another root (docs/design.md,
+"Failure kinds").
 
 Guest: memory_stress (payload: N u32 allocations of M u32 MiB; flushes `result` -> SUCCESS/ERROR
 and `allocated` -> u32). Every node runs the same payload sequence, each at its own tip + 1.

@@ -6,7 +6,7 @@ two nodes differ.
 Chain: every fixture block (the 1.4 MB one included), then deterministic synthetic Bitcoin blocks
 whose transactions spend earlier outputs; every 40th synthetic block has 2,000 transactions, so
 the guest's memory grows and `threshold` swaps. bitcoin_indexer keeps no state across calls, so
-every policy must index it alike (design.md, "The instance pair").
+every policy must index it alike (docs/design.md, "Swap policies").
 
 Nodes, all fed the same chain:
   block      --swap_policy=block (every block on a fresh instance): the reference.

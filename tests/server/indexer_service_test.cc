@@ -1,5 +1,5 @@
 // The Indexer service over real loopback gRPC: real RocksDB, the real bitcoin_indexer guest and
-// the small test guests. Every RPC, and every error status the design lists.
+// the small test guests. Every RPC, and every error status docs/design.md lists.
 #include <thread>
 
 #include "engine/platform.h"

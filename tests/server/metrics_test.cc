@@ -98,7 +98,7 @@ class MetricsTest : public ::testing::Test {
   Metrics metrics_{registry_};
 };
 
-// Every family of the design exists from the start, with its pre-labelled series at zero, so
+// Every family of docs/design.md exists from the start, with its pre-labelled series at zero, so
 // that rate() and the dashboard have series before the first event.
 TEST_F(MetricsTest, EveryFamilyExistsBeforeAnyEvent) {
   Scrape scrape = Serialize(*registry_);

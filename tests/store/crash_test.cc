@@ -1,5 +1,5 @@
 // Crash atomicity of BlockStore: a child process commits and rolls back while being SIGKILLed.
-// It must never trust the store's own root code: roots are recomputed from the design's formula.
+// It must never trust the store's own root code: roots are recomputed as docs/design.md says.
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>

@@ -1,4 +1,4 @@
-// Tests of the pure state-root functions against an independent rewrite of the design's formula.
+// Tests of the pure state-root functions against a rewrite of docs/design.md's formula.
 // It must never touch a database: roots are pure functions of their inputs.
 #include "store/state_root.h"
 

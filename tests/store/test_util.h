@@ -1,5 +1,5 @@
 // Helpers shared by the store tests: temporary directories and an independent state-root model.
-// It must never call the store's own root code: the reference is written again from the design.
+// It must never call the store's own root code: the reference is written again from docs/design.md.
 #pragma once
 
 #include <openssl/sha.h>
@@ -49,7 +49,7 @@ inline std::map<std::string, std::string> SnapshotDirectory(const std::filesyste
   return files;
 }
 
-// The design's formula, spelled out again with OpenSSL's one-shot SHA256 over a built buffer:
+// docs/design.md's formula, spelled out again with OpenSSL's one-shot SHA256 over a built buffer:
 //   root(h) = SHA-256(root(h-1) ‖ u32 BE h ‖ SHA-256(Σ u32 BE len(k) ‖ k ‖ u32 BE len(v) ‖ v))
 // with the writes sorted by key as unsigned bytes.
 inline std::string ReferenceSha256(const std::string& data) {
