@@ -75,7 +75,7 @@ void BM_CommitBlock(benchmark::State& state) {
     state.PauseTiming();
     commit.writes = blocks[height % blocks.size()];  // the copy is the caller's, not the store's
     state.ResumeTiming();
-    absl::StatusOr<BlockRecord> record = (*store)->CommitBlock(commit);
+    absl::StatusOr<BlockRecord> record = (*store)->CommitBlock(std::move(commit));
     if (!record.ok()) {
       state.SkipWithError(std::string(record.status().message()).c_str());
       break;

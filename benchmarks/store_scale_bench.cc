@@ -196,7 +196,7 @@ void BM_StoreAtScale(benchmark::State& state) {
       next_fresh += 5'000;
       store::BlockCommit commit = Commit(height, std::move(writes));
       const Clock::time_point t0 = Clock::now();
-      absl::StatusOr<store::BlockRecord> record = store.CommitBlock(commit);
+      absl::StatusOr<store::BlockRecord> record = store.CommitBlock(std::move(commit));
       commit_us.push_back(Micros(t0, Clock::now()));
       if (!record.ok()) Die(record.status(), "commit");
     }

@@ -232,7 +232,7 @@ absl::StatusOr<BlockOutcome> InstancePair::SubmitBlock(const BlockSubmission& bl
   commit.hash = hash;
   commit.prev_hash = block.prev_hash;
   commit.writes = std::move(result->writes);  // one type on both sides: moved, never copied
-  absl::StatusOr<store::BlockRecord> record = store_.CommitBlock(commit);
+  absl::StatusOr<store::BlockRecord> record = store_.CommitBlock(std::move(commit));
   if (!record.ok()) {
     // The instance has seen a block that is not committed: it must not serve again.
     absl::Status status = util::WithCause(

@@ -37,6 +37,7 @@
 
 #include <algorithm>
 #include <cstdarg>
+#include <cstddef>
 #include <map>
 #include <set>
 #include <system_error>
@@ -203,8 +204,9 @@ struct DatabaseOptions {
 
 DatabaseOptions MakeDatabaseOptions(const BlockStoreOptions& options) {
   DatabaseOptions out;
+  if (options.env != nullptr) out.db.env = options.env;
   out.db.max_background_jobs = 2;
-  // Hash memtables take one writer at a time; commits are serialized anyway (write_mu_).
+  // Hash memtables take one writer at a time; blocks are written by one thread anyway.
   out.db.allow_concurrent_memtable_write = false;
   out.db.write_buffer_manager = std::make_shared<rocksdb::WriteBufferManager>(
       options.write_buffer_bytes, /*cache=*/nullptr, /*allow_stall=*/true);
@@ -447,11 +449,24 @@ BlockStore::BlockStore(fs::path path, const BlockStoreOptions& options,
       options_(options),
       db_(std::move(db)),
       families_(std::move(families)),
-      chain_(std::move(chain)) {}
+      chain_(std::move(chain)) {
+  {
+    util::MutexLock queue_lock(&queue_mu_);
+    util::MutexLock state_lock(&state_mu_);
+    if (chain_.tip.has_value()) head_ = Head{chain_.tip->height, chain_.tip->hash};
+  }
+  commit_thread_ = std::thread([this] { CommitLoop(); });
+}
 
-// The replay log and the family handles are destroyed first (they borrow db_), then the
-// database closes with its handle.
-BlockStore::~BlockStore() = default;
+// The commit thread writes what is queued and stops; then the replay log and the family handles
+// are destroyed (they borrow db_), and the database closes with its handle.
+BlockStore::~BlockStore() {
+  {
+    util::MutexLock queue_lock(&queue_mu_);
+    stopping_ = true;
+  }
+  commit_thread_.join();
+}
 
 absl::StatusOr<BlockStore::ChainState> BlockStore::LoadChainState(rocksdb::DB& db) {
   absl::StatusOr<std::optional<uint32_t>> tip = ReadMetaU32(db, keys::kTipKey, "tip height");
@@ -489,7 +504,13 @@ absl::StatusOr<BlockRecord> BlockStore::ReadBlock(uint32_t height) const {
   return BlockRecord{height, std::move(meta->hash), std::move(meta->state_root), meta->write_count};
 }
 
-absl::StatusOr<BlockRecord> BlockStore::CommitBlock(const BlockCommit& commit) {
+absl::StatusOr<BlockRecord> BlockStore::CommitBlock(BlockCommit commit) {
+  const uint32_t height = commit.height;
+  TANDEM_RETURN_IF_ERROR(QueueCommit(std::move(commit)));
+  return WaitDurable(height);
+}
+
+absl::Status BlockStore::QueueCommit(BlockCommit commit) {
   const uint32_t height = commit.height;
   if (!commit.hash.empty() && commit.hash.size() != kHashSize) {
     return absl::InvalidArgumentError(
@@ -502,61 +523,197 @@ absl::StatusOr<BlockRecord> BlockStore::CommitBlock(const BlockCommit& commit) {
   if (commit.writes.size() > UINT32_MAX) {
     return absl::InvalidArgumentError("a block may write at most 2^32-1 keys");
   }
-  const std::string hash = commit.hash.empty() ? Sha256(commit.block_bytes) : commit.hash;
+  std::string hash = commit.hash.empty() ? Sha256(commit.block_bytes) : std::move(commit.hash);
 
-  util::MutexLock write_lock(&write_mu_);
-  ChainState chain;
+  util::MutexLock producer_lock(&producer_mu_);
+  std::optional<Head> head;
+  std::optional<uint32_t> start;
+  std::optional<Head> queued_here;  // the queued block at `height`, if any
+  {
+    util::MutexLock queue_lock(&queue_mu_);
+    head = head_;
+    if (!queue_.empty()) start = queue_.front()->height;
+    for (const auto& queued : queue_) {
+      if (queued->height == height) queued_here = Head{height, queued->hash};
+    }
+  }
   {
     util::MutexLock state_lock(&state_mu_);
-    chain = chain_;
+    if (chain_.start.has_value()) start = chain_.start;
   }
 
-  std::string prev_root = ZeroRoot();
-  if (chain.tip.has_value()) {
-    const uint32_t tip = chain.tip->height;
-    if (height < *chain.start) {
+  if (head.has_value()) {
+    if (height < *start) {
       return absl::FailedPreconditionError(absl::StrCat(
-          "height ", height, " is below the first height this store indexes (", *chain.start,
-          "); roll back to ", static_cast<int64_t>(*chain.start) - 1, " to re-index from earlier"));
+          "height ", height, " is below the first height this store indexes (", *start,
+          "); roll back to ", static_cast<int64_t>(*start) - 1, " to re-index from earlier"));
     }
-    if (height <= tip) {
-      absl::StatusOr<BlockRecord> stored = ReadBlock(height);
-      if (!stored.ok()) return stored.status();
-      if (stored->hash == hash) return *std::move(stored);
+    if (height <= head->height) {
+      // Committed or queued already: the same block again is fine, another is refused.
+      std::string stored_hash;
+      if (queued_here.has_value()) {
+        stored_hash = queued_here->hash;
+      } else {
+        TANDEM_ASSIGN_OR_RETURN(const BlockRecord stored, ReadBlock(height));
+        stored_hash = stored.hash;
+      }
+      if (stored_hash == hash) return absl::OkStatus();
       return absl::FailedPreconditionError(absl::StrCat("height ", height,
                                                         " already committed with hash ",
-                                                        Hex(stored->hash), "; roll back first"));
+                                                        Hex(stored_hash), "; roll back first"));
     }
-    if (static_cast<uint64_t>(height) != static_cast<uint64_t>(tip) + 1) {
+    if (static_cast<uint64_t>(height) != static_cast<uint64_t>(head->height) + 1) {
       return absl::FailedPreconditionError(
-          absl::StrCat("height ", height, " is not tip+1 (tip is ", tip, ")"));
+          absl::StrCat("height ", height, " is not tip+1 (tip is ", head->height, ")"));
     }
-    if (commit.prev_hash.has_value() && *commit.prev_hash != chain.tip->hash) {
+    if (commit.prev_hash.has_value() && *commit.prev_hash != head->hash) {
       return absl::FailedPreconditionError(absl::StrCat(
           "parent hash mismatch at height ", height, ": prev_hash is ", Hex(*commit.prev_hash),
-          " but the stored hash at height ", tip, " is ", Hex(chain.tip->hash)));
+          " but the stored hash at height ", head->height, " is ", Hex(head->hash)));
     }
-    prev_root = chain.tip->state_root;
   }
 
+  auto block = std::make_shared<QueuedBlock>();
+  block->height = height;
+  block->hash = hash;
+  block->writes = std::move(commit.writes);
+  std::shared_ptr<const QueuedBlock> queued = std::move(block);
+  util::MutexLock queue_lock(&queue_mu_);
+  // Only the commit thread moves the head behind producer_mu_'s back, when a queued block fails:
+  // the head checked above may be gone, and this block must not be written on its parent's
+  // parent.
+  const bool head_moved =
+      head_.has_value() != head.has_value() ||
+      (head.has_value() && (head_->height != head->height || head_->hash != head->hash));
+  if (head_moved) {
+    // head has a value: without one nothing was queued, and the commit thread had nothing to drop.
+    const uint32_t parent = head.has_value() ? head->height : 0;
+    const auto failed = failures_.find(parent);
+    if (failed == failures_.end()) {
+      return absl::UnavailableError(absl::StrCat(
+          "block ", parent, ", queued before this one, could not be committed; retry"));
+    }
+    return absl::Status(failed->second.code(),
+                        absl::StrCat("block ", parent,
+                                     ", queued before this one, could not be "
+                                     "committed: ",
+                                     failed->second.message()));
+  }
+  {
+    util::MutexLock overlay_lock(&overlay_mu_);
+    overlay_.push_back(queued);
+    overlay_size_.store(overlay_.size(), std::memory_order_release);
+  }
+  queue_.push_back(std::move(queued));
+  failures_.erase(height);
+  head_ = Head{height, std::move(hash)};
+  return absl::OkStatus();
+}
+
+absl::StatusOr<BlockRecord> BlockStore::WaitDurable(uint32_t height) {
+  {
+    util::MutexLock queue_lock(&queue_mu_);
+    auto settled = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(queue_mu_) {
+      return queue_.empty() || height < queue_.front()->height || height > queue_.back()->height;
+    };
+    queue_mu_.Await(settled);
+    if (auto failed = failures_.find(height); failed != failures_.end()) return failed->second;
+  }
+  absl::StatusOr<BlockRecord> record = ReadBlock(height);
+  if (absl::IsNotFound(record.status())) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("height ", height, " is neither committed nor queued"));
+  }
+  return record;
+}
+
+std::optional<BlockStore::Head> BlockStore::GetHead() const {
+  util::MutexLock queue_lock(&queue_mu_);
+  return head_;
+}
+
+void BlockStore::CommitLoop() {
+  // How many dropped heights WaitDurable can still explain; older explanations are forgotten.
+  constexpr size_t kMaxFailures = 1024;
+  for (;;) {
+    std::shared_ptr<const QueuedBlock> block;
+    {
+      util::MutexLock queue_lock(&queue_mu_);
+      auto work = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(queue_mu_) {
+        return stopping_ || !queue_.empty();
+      };
+      queue_mu_.Await(work);
+      if (queue_.empty()) return;  // stopping, with everything written
+      block = queue_.front();
+    }
+    ChainState chain;
+    {
+      util::MutexLock state_lock(&state_mu_);
+      chain = chain_;
+    }
+    absl::StatusOr<BlockRecord> record = WriteBlock(*block, chain);
+    if (record.ok()) {
+      util::MutexLock state_lock(&state_mu_);
+      if (!chain_.start.has_value()) chain_.start = block->height;
+      chain_.tip = *record;
+    }
+    // Readers find the block in the database now (or it failed): it leaves the overlay, and
+    // with a failure, so does everything queued on top of it.
+    util::MutexLock queue_lock(&queue_mu_);
+    const size_t leaving = record.ok() ? 1 : queue_.size();
+    {
+      util::MutexLock overlay_lock(&overlay_mu_);
+      overlay_.erase(overlay_.begin(), overlay_.begin() + static_cast<ptrdiff_t>(leaving));
+      overlay_size_.store(overlay_.size(), std::memory_order_release);
+    }
+    if (record.ok()) {
+      queue_.pop_front();
+      continue;
+    }
+    for (const auto& dropped : queue_) {
+      failures_[dropped->height] =
+          dropped == block
+              ? record.status()
+              : absl::Status(record.status().code(), absl::StrCat("block ", block->height,
+                                                                  ", queued before this one, "
+                                                                  "could not be committed: ",
+                                                                  record.status().message()));
+    }
+    while (failures_.size() > kMaxFailures) failures_.erase(failures_.begin());
+    queue_.clear();
+    util::MutexLock state_lock(&state_mu_);
+    head_.reset();
+    if (chain_.tip.has_value()) head_ = Head{chain_.tip->height, chain_.tip->hash};
+  }
+}
+
+absl::StatusOr<BlockRecord> BlockStore::WriteBlock(const QueuedBlock& block,
+                                                   const ChainState& chain) {
+  const uint32_t height = block.height;
+  const WriteSet& writes = block.writes;
+  // QueueCommit chained the block on the head; the head is the tip now, or something is wrong.
+  if (chain.tip.has_value() && static_cast<uint64_t>(height) != uint64_t{chain.tip->height} + 1) {
+    return absl::InternalError(
+        absl::StrCat("queued height ", height, " is not tip+1 (tip is ", chain.tip->height, ")"));
+  }
   // One pass over the writes builds the batch (a history version and the latest value of each
   // key), the touched-key list and the state root's digest.
   size_t key_bytes = 0;
   size_t value_bytes = 0;
-  for (const auto& [key, value] : commit.writes) {
+  for (const auto& [key, value] : writes) {
     key_bytes += key.size();
     value_bytes += value.size();
   }
   // Each write is two batch records (history, latest) of about key + value + 20 bytes.
   rocksdb::WriteBatch batch(
-      /*reserved_bytes=*/2 * (key_bytes + value_bytes) + 48 * commit.writes.size() + 256);
+      /*reserved_bytes=*/2 * (key_bytes + value_bytes) + 48 * writes.size() + 256);
   std::string touched;
-  touched.reserve(key_bytes + 4 * commit.writes.size());
+  touched.reserve(key_bytes + 4 * writes.size());
   std::string history_key;
   std::string latest_value;
   WritesDigester digester;
   rocksdb::Status s;
-  for (const auto& [key, value] : commit.writes) {
+  for (const auto& [key, value] : writes) {
     digester.Add(key, value);
     history_key.clear();
     keys::AppendHistoryPrefix(&history_key, key);
@@ -568,8 +725,9 @@ absl::StatusOr<BlockRecord> BlockStore::CommitBlock(const BlockCommit& commit) {
     if (!s.ok()) return FromRocksDbStatus(s, "building the commit batch");
     keys::AppendTouchedKey(&touched, key);
   }
-  BlockRecord record{height, hash, ChainStateRoot(prev_root, height, digester.Finish()),
-                     static_cast<uint32_t>(commit.writes.size())};
+  const std::string prev_root = chain.tip.has_value() ? chain.tip->state_root : ZeroRoot();
+  BlockRecord record{height, block.hash, ChainStateRoot(prev_root, height, digester.Finish()),
+                     static_cast<uint32_t>(writes.size())};
   const std::string height_bytes = keys::EncodeU32(height);
   for (const rocksdb::Status& put :
        {batch.Put(keys::TouchedKey(height), touched),
@@ -583,15 +741,31 @@ absl::StatusOr<BlockRecord> BlockStore::CommitBlock(const BlockCommit& commit) {
   write_options.sync = options_.sync;
   s = db_->Write(write_options, &batch);
   if (!s.ok()) return FromRocksDbStatus(s, absl::StrCat("committing height ", height));
-
-  util::MutexLock state_lock(&state_mu_);
-  if (!chain_.start.has_value()) chain_.start = height;
-  chain_.tip = record;
   return record;
 }
 
+std::optional<std::optional<std::string>> BlockStore::GetQueued(std::string_view key,
+                                                                uint32_t height) const {
+  if (overlay_size_.load(std::memory_order_acquire) == 0) return std::nullopt;
+  util::MutexLock overlay_lock(&overlay_mu_);
+  for (auto it = overlay_.rbegin(); it != overlay_.rend(); ++it) {
+    if ((*it)->height > height) continue;
+    auto write = (*it)->writes.find(key);
+    if (write == (*it)->writes.end()) continue;
+    if (write->second.empty()) return std::optional<std::string>();
+    return std::optional<std::string>(write->second);
+  }
+  return std::nullopt;
+}
+
 absl::Status BlockStore::Rollback(std::optional<uint32_t> height) {
-  util::MutexLock write_lock(&write_mu_);
+  util::MutexLock producer_lock(&producer_mu_);
+  {
+    // Nothing new is queued while producer_mu_ is held: wait for the queue to drain.
+    util::MutexLock queue_lock(&queue_mu_);
+    auto drained = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(queue_mu_) { return queue_.empty(); };
+    queue_mu_.Await(drained);
+  }
   ChainState chain;
   {
     util::MutexLock state_lock(&state_mu_);
@@ -685,6 +859,9 @@ absl::Status BlockStore::Rollback(std::optional<uint32_t> height) {
   s = db_->Write(write_options, &batch);
   if (!s.ok()) return FromRocksDbStatus(s, absl::StrCat("rolling back to ", target));
 
+  util::MutexLock queue_lock(&queue_mu_);
+  head_.reset();
+  if (next.tip.has_value()) head_ = Head{next.tip->height, next.tip->hash};
   util::MutexLock state_lock(&state_mu_);
   chain_ = std::move(next);
   return absl::OkStatus();
@@ -725,6 +902,11 @@ absl::StatusOr<std::optional<std::string>> BlockStore::SeekHistory(rocksdb::Iter
 
 absl::StatusOr<std::optional<std::string>> BlockStore::Get(std::string_view key,
                                                            uint32_t height) const {
+  // Blocks still queued for the commit thread answer first (the next block runs on them).
+  if (std::optional<std::optional<std::string>> queued = GetQueued(key, height);
+      queued.has_value()) {
+    return *std::move(queued);
+  }
   rocksdb::PinnableSlice latest;
   const rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), families_.latest.get(),
                                      rocksdb::Slice(key.data(), key.size()), &latest);

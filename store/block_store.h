@@ -2,12 +2,17 @@
 // It must never know about the engine or guests: it stores bytes per height and nothing else.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
+#include <deque>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <thread>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
@@ -32,6 +37,9 @@ struct BlockStoreOptions {
   // is small and does not grow with the key count (table-reader handles, iterators in use).
   uint64_t block_cache_bytes = 256ull << 20;
   uint64_t write_buffer_bytes = 256ull << 20;
+  // The RocksDB environment (files, threads); null means RocksDB's default. Tests inject I/O
+  // faults through it. Not owned; must outlive the store.
+  rocksdb::Env* env = nullptr;
 };
 
 // One block to commit.
@@ -68,8 +76,9 @@ struct BlockRecord {
 //
 // Threading: every method is safe to call from any thread. Get, GetBlock, GetTip and
 // GetStartHeight never block on a writer and see whole blocks only (each commit and rollback is
-// one atomic WriteBatch). CommitBlock and Rollback are serialized by write_mu_; the intended use
-// is one committer thread and many readers. A reader of a height that a concurrent Rollback
+// one atomic WriteBatch). QueueCommit, CommitBlock and Rollback are serialized by producer_mu_;
+// the store's own commit thread writes queued blocks, one at a time, in order. The intended use
+// is one ingesting thread and many readers. A reader of a height that a concurrent Rollback
 // removes may see either the old or the new state; callers that care order the two themselves.
 class BlockStore {
  public:
@@ -87,17 +96,19 @@ class BlockStore {
   static absl::StatusOr<std::unique_ptr<BlockStore>> Open(const std::filesystem::path& path,
                                                           const BlockStoreOptions& options = {});
 
-  // Flushes nothing extra (every commit is already durable per `sync`) and closes the database.
+  // Writes the blocks still queued (a queued block is valid; only its acknowledgement waits),
+  // stops the commit thread and closes the database.
   ~BlockStore();
 
   BlockStore(const BlockStore&) = delete;
   BlockStore& operator=(const BlockStore&) = delete;
 
-  // Commits `commit` atomically: its versioned writes, its touched-key list, its block record
-  // (hash, state root, write count) and the new tip, in one WriteBatch through the WAL.
-  // Returns the committed record. If `commit.height` is already committed with the same hash,
-  // writes nothing and returns the stored record (idempotent resubmission; writes are not
-  // compared, the hash stands for the block).
+  // Commits `commit` atomically and durably: its versioned writes, its touched-key list, its
+  // block record (hash, state root, write count) and the new tip, in one WriteBatch through the
+  // WAL. The same as QueueCommit followed by WaitDurable. Returns the committed record. If
+  // `commit.height` is already committed with the same hash, writes nothing and returns the
+  // stored record (idempotent resubmission; writes are not compared, the hash stands for the
+  // block).
   // Errors:
   //   INVALID_ARGUMENT     hash or prev_hash given but not 32 bytes;
   //   FAILED_PRECONDITION  "height N is not tip+1 (tip is T)"; height below start;
@@ -105,7 +116,37 @@ class BlockStore {
   //                        prev_hash differs from the stored hash at height - 1 (both in hex);
   //   UNAVAILABLE / DATA_LOSS from the database (nothing is committed).
   // At the start height there is no stored parent, so prev_hash is not checked there.
-  absl::StatusOr<BlockRecord> CommitBlock(const BlockCommit& commit) ABSL_LOCKS_EXCLUDED(write_mu_);
+  absl::StatusOr<BlockRecord> CommitBlock(BlockCommit commit)
+      ABSL_LOCKS_EXCLUDED(producer_mu_, queue_mu_);
+
+  // The first half of a pipelined commit: checks `commit` against the head (the last block
+  // queued, else the tip) exactly as CommitBlock does, and hands it to the store's commit
+  // thread, which writes queued blocks one at a time, in order. Returns as soon as it is
+  // queued: the block is then the head, Get at its height or above sees its writes (from
+  // memory until its batch is written) and the next block may be queued on top of it, so a
+  // caller can run that block while this one is written and synced. Nothing about it may be
+  // acknowledged before WaitDurable(commit.height) returns OK: GetTip, GetBlock and every
+  // other reader of the chain report durable blocks only. Returns OK, also when the height is
+  // already committed or queued with the same hash (nothing is queued then); the errors of
+  // CommitBlock's checks otherwise, with nothing queued; the error of the queued block it
+  // would chain on when that block's write failed meanwhile. `commit.block_bytes` is used before
+  // this returns; the writes are moved in.
+  absl::Status QueueCommit(BlockCommit commit) ABSL_LOCKS_EXCLUDED(producer_mu_, queue_mu_);
+
+  // Waits until the block queued at `height` is durable (written, and fsynced when `sync`), and
+  // returns its record; returns at once with the stored record for a height committed before.
+  // Errors: UNAVAILABLE / DATA_LOSS when its batch, or one queued before it, failed to be written:
+  // nothing of it is committed (nor of anything queued after it, which fails the same way);
+  // FAILED_PRECONDITION when `height` is neither committed nor queued.
+  absl::StatusOr<BlockRecord> WaitDurable(uint32_t height) ABSL_LOCKS_EXCLUDED(queue_mu_);
+
+  // The newest block queued or committed: the parent the next QueueCommit must name.
+  struct Head {
+    uint32_t height = 0;
+    std::string hash;
+  };
+  // std::nullopt when the store has no block and none is queued.
+  std::optional<Head> GetHead() const ABSL_LOCKS_EXCLUDED(queue_mu_);
 
   // Undoes every height above `height` in one WriteBatch, using the per-height touched-key lists:
   // cost is proportional to the writes above `height`, never to the size of the database.
@@ -116,7 +157,9 @@ class BlockStore {
   //   FAILED_PRECONDITION  the store has no blocks; `height` is above the tip; `height` is below
   //                        start - 1;
   //   UNAVAILABLE / DATA_LOSS from the database (nothing is rolled back).
-  absl::Status Rollback(std::optional<uint32_t> height) ABSL_LOCKS_EXCLUDED(write_mu_);
+  // Waits for every queued block to be written first.
+  absl::Status Rollback(std::optional<uint32_t> height)
+      ABSL_LOCKS_EXCLUDED(producer_mu_, queue_mu_);
 
   // Returns the value `key` held at `height`: the latest write at or below `height`.
   // std::nullopt when the key was never written at or below `height` or its latest write there
@@ -131,6 +174,7 @@ class BlockStore {
   absl::StatusOr<BlockRecord> GetBlock(uint32_t height) const;
 
   // The tip's record; std::nullopt when no block has been committed yet.
+  // Durable blocks only (see QueueCommit).
   std::optional<BlockRecord> GetTip() const ABSL_LOCKS_EXCLUDED(state_mu_);
 
   // The first height this store indexes; std::nullopt when it has no blocks.
@@ -171,8 +215,26 @@ class BlockStore {
   BlockStore(std::filesystem::path path, const BlockStoreOptions& options,
              std::unique_ptr<rocksdb::DB> db, Families families, ChainState chain);
 
+  // A block handed to the commit thread. Immutable once queued: readers look its writes up
+  // while the commit thread writes them.
+  struct QueuedBlock {
+    uint32_t height = 0;
+    std::string hash;
+    WriteSet writes;
+  };
+
   // Reads the start and tip records written by earlier commits.
   static absl::StatusOr<ChainState> LoadChainState(rocksdb::DB& db);
+
+  // The commit thread: writes queued blocks in order until the store closes.
+  void CommitLoop() ABSL_LOCKS_EXCLUDED(queue_mu_, overlay_mu_, state_mu_);
+  // Builds `block`'s batch (one pass over its writes: history versions, latest values, the
+  // touched-key list and the root digest) on top of `chain`, and writes it. Returns its record.
+  absl::StatusOr<BlockRecord> WriteBlock(const QueuedBlock& block, const ChainState& chain);
+  // The value of `key` written by a queued block at or below `height`; std::nullopt when none
+  // wrote it (then the database answers).
+  std::optional<std::optional<std::string>> GetQueued(std::string_view key, uint32_t height) const
+      ABSL_LOCKS_EXCLUDED(overlay_mu_);
 
   absl::StatusOr<BlockRecord> ReadBlock(uint32_t height) const;
 
@@ -192,14 +254,40 @@ class BlockStore {
   const Families families_;
   std::unique_ptr<ReplayLog> replay_log_;  // set in Open, borrows db_
 
-  // Serializes CommitBlock and Rollback: each reads the tip, builds a batch and writes it, and
-  // no other writer may move the tip in between. Held across the database write (and its fsync).
-  util::Mutex write_mu_;
+  // Serializes the producers of chain changes, QueueCommit and Rollback: each checks the head
+  // and changes it, and no other may move it in between. Rollback holds it while it waits for
+  // the queue to drain, so nothing is queued behind its back. Acquired before queue_mu_.
+  util::Mutex producer_mu_ ABSL_ACQUIRED_BEFORE(queue_mu_);
 
-  // Guards the in-memory copy of the chain's ends, published after each successful write so
-  // readers never wait for an fsync. Acquired after write_mu_ when both are held.
-  mutable util::Mutex state_mu_ ABSL_ACQUIRED_AFTER(write_mu_);
+  // Guards the queue between the producers and the commit thread. The commit thread is the
+  // only writer of blocks while the queue is non-empty; Rollback writes only once it is empty.
+  mutable util::Mutex queue_mu_ ABSL_ACQUIRED_BEFORE(overlay_mu_);
+  // Blocks queued and not yet durable, oldest first; the front is being written.
+  std::deque<std::shared_ptr<const QueuedBlock>> queue_ ABSL_GUARDED_BY(queue_mu_);
+  // The last block queued, else the tip.
+  std::optional<Head> head_ ABSL_GUARDED_BY(queue_mu_);
+  // Why each recently dropped block was dropped (its batch, or one before it, failed), for
+  // WaitDurable; an entry goes when the height is queued again. Bounded by kMaxFailures.
+  std::map<uint32_t, absl::Status> failures_ ABSL_GUARDED_BY(queue_mu_);
+  bool stopping_ ABSL_GUARDED_BY(queue_mu_) = false;
+
+  // The queued blocks as readers see them: a separate lock, never waited on, so a read costs
+  // one uncontended lock and never wakes the commit thread.
+  mutable util::Mutex overlay_mu_;
+  std::vector<std::shared_ptr<const QueuedBlock>> overlay_ ABSL_GUARDED_BY(overlay_mu_);
+  // overlay_.size(), readable without the lock: zero means every block is in the database.
+  // Written under overlay_mu_; a reader that sees a stale count still answers correctly, because
+  // a block leaves the overlay only after the database holds it, and a block queued after the
+  // read started is not the reader's to see.
+  std::atomic<size_t> overlay_size_{0};
+
+  // Guards the in-memory copy of the chain's durable ends, published by the commit thread after
+  // each write and by Rollback, so readers never wait for an fsync.
+  mutable util::Mutex state_mu_ ABSL_ACQUIRED_AFTER(queue_mu_);
   ChainState chain_ ABSL_GUARDED_BY(state_mu_);
+
+  // Runs CommitLoop; started last in Open and joined first in the destructor.
+  std::thread commit_thread_;
 };
 
 }  // namespace tandem::store

@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "rocksdb/env.h"
 #include "tests/store/test_util.h"
 #include "tests/support/test_seed.h"
 
@@ -92,8 +93,11 @@ class ModelChain {
     roots_[start - 1] = t::ReferenceZeroRoot();
   }
 
-  // Commits `count` random blocks on top of `tip`, recording the model.
-  void CommitBlocks(BlockStore& store, uint32_t from, int count, const std::string& tag) {
+  // Commits `count` random blocks on top of `tip`, recording the model. Pipelined: each block
+  // is queued (QueueCommit) and the next one's reads, at the height just queued, are checked
+  // before anything is durable; every record is checked after WaitDurable at the end.
+  void CommitBlocks(BlockStore& store, uint32_t from, int count, const std::string& tag,
+                    bool pipelined = false) {
     for (uint32_t h = from; h < from + count; ++h) {
       const WriteSet writes = RandomWrites(rng_, keys_);
       State state = states_.at(h - 1);
@@ -106,10 +110,28 @@ class ModelChain {
       commit.hash = hashes_[h];
       if (h > start_) commit.prev_hash = hashes_.at(h - 1);
       commit.writes = writes;
-      absl::StatusOr<BlockRecord> record = store.CommitBlock(commit);
+      if (pipelined) {
+        const absl::Status queued = store.QueueCommit(std::move(commit));
+        ASSERT_TRUE(queued.ok()) << queued;
+        ASSERT_EQ(store.GetHead()->height, h);
+        // What the next block would read: the state at h, queued or not.
+        for (int i = 0; i < 8; ++i) {
+          const std::string& key = keys_[rng_() % keys_.size()];
+          ASSERT_EQ(store.Get(key, h).value(), Lookup(state, key)) << "queued height " << h;
+        }
+        continue;
+      }
+      absl::StatusOr<BlockRecord> record = store.CommitBlock(std::move(commit));
       ASSERT_TRUE(record.ok()) << record.status();
       EXPECT_EQ(*record,
                 (BlockRecord{h, hashes_[h], roots_[h], static_cast<uint32_t>(writes.size())}));
+    }
+    if (!pipelined) return;
+    for (uint32_t h = from; h < from + count; ++h) {
+      absl::StatusOr<BlockRecord> record = store.WaitDurable(h);
+      ASSERT_TRUE(record.ok()) << record.status();
+      EXPECT_EQ(record->state_root, roots_[h]) << "height " << h;
+      EXPECT_EQ(record->hash, hashes_[h]) << "height " << h;
     }
   }
 
@@ -230,7 +252,7 @@ TEST_F(BlockStoreTest, RandomCommitsRollbacksAndReopensMatchTheModel) {
       case 1:
       case 2:
         chain.CommitBlocks(*store_, tip + 1, 1 + static_cast<int>(rng() % 6),
-                           absl::StrCat("g", generation++));
+                           absl::StrCat("g", generation++), /*pipelined=*/rng() % 2 == 0);
         break;
       case 3:
       case 4: {
@@ -248,6 +270,106 @@ TEST_F(BlockStoreTest, RandomCommitsRollbacksAndReopensMatchTheModel) {
     chain.Verify(*store_);
     if (::testing::Test::HasFatalFailure()) return;
   }
+}
+
+TEST_F(BlockStoreTest, QueuedBlocksChainOnEachOtherBeforeTheyAreDurable) {
+  ModelChain chain(/*start=*/1, /*seed=*/77, /*key_count=*/60);
+  chain.CommitBlocks(*store_, 1, 40, "q", /*pipelined=*/true);
+  chain.Verify(*store_);
+  EXPECT_EQ(store_->GetTip()->height, 40u);
+  // The same block again, queued or committed, is accepted and changes nothing; another is not.
+  BlockCommit again;
+  again.height = 40;
+  again.hash = chain.hash(40);
+  EXPECT_TRUE(store_->QueueCommit(again).ok());
+  EXPECT_EQ(store_->WaitDurable(40)->state_root, chain.root(40));
+  again.hash = Hash("another 40");
+  EXPECT_TRUE(absl::IsFailedPrecondition(store_->QueueCommit(again)));
+  EXPECT_TRUE(absl::IsFailedPrecondition(store_->WaitDurable(41).status()));
+  // A rollback waits for the queue, and the head follows it.
+  chain.CommitBlocks(*store_, 41, 5, "r", /*pipelined=*/true);
+  ASSERT_TRUE(store_->Rollback(30).ok());
+  chain.Truncate(30);
+  EXPECT_EQ(store_->GetHead()->height, 30u);
+  chain.Verify(*store_);
+}
+
+// Fails every write to a WAL file once armed, as a full or failing disk would.
+class FailingWalEnv : public rocksdb::EnvWrapper {
+ public:
+  FailingWalEnv() : rocksdb::EnvWrapper(rocksdb::Env::Default()) {}
+  const char* Name() const override { return "FailingWalEnv"; }
+
+  rocksdb::Status NewWritableFile(const std::string& name,
+                                  std::unique_ptr<rocksdb::WritableFile>* result,
+                                  const rocksdb::EnvOptions& options) override {
+    rocksdb::Status s = target()->NewWritableFile(name, result, options);
+    if (s.ok() && name.size() > 4 && name.substr(name.size() - 4) == ".log") {
+      *result = std::make_unique<FailingFile>(std::move(*result), armed_);
+    }
+    return s;
+  }
+
+  void Arm() { armed_ = true; }
+
+ private:
+  class FailingFile : public rocksdb::WritableFileWrapper {
+   public:
+    FailingFile(std::unique_ptr<rocksdb::WritableFile> file, const std::atomic<bool>& armed)
+        : rocksdb::WritableFileWrapper(file.get()), file_(std::move(file)), armed_(armed) {}
+    rocksdb::Status Append(const rocksdb::Slice& data) override {
+      if (armed_) return rocksdb::Status::IOError("injected: disk full");
+      return rocksdb::WritableFileWrapper::Append(data);
+    }
+
+   private:
+    std::unique_ptr<rocksdb::WritableFile> file_;
+    const std::atomic<bool>& armed_;
+  };
+
+  std::atomic<bool> armed_{false};
+};
+
+TEST(BlockStoreFaultTest, AFailedWriteDropsItsBlockAndEveryBlockQueuedOnIt) {
+  t::TempDir dir;
+  FailingWalEnv env;
+  BlockStoreOptions options = FastOptions();
+  options.env = &env;
+  absl::StatusOr<std::unique_ptr<BlockStore>> opened = BlockStore::Open(dir.path(), options);
+  ASSERT_TRUE(opened.ok()) << opened.status();
+  BlockStore& store = **opened;
+  BlockCommit first;
+  first.height = 1;
+  first.hash = Hash("1");
+  first.writes = {{"k", "one"}};
+  ASSERT_TRUE(store.CommitBlock(first).ok());
+
+  env.Arm();
+  BlockCommit second;
+  second.height = 2;
+  second.hash = Hash("2");
+  second.writes = {{"k", "two"}};
+  BlockCommit third;
+  third.height = 3;
+  third.hash = Hash("3");
+  third.prev_hash = Hash("2");
+  third.writes = {{"k", "three"}};
+  ASSERT_TRUE(store.QueueCommit(second).ok());
+  // Queued on top of block 2 before its write fails (or refused if the failure came first).
+  const absl::Status queued_third = store.QueueCommit(third);
+  absl::StatusOr<BlockRecord> two = store.WaitDurable(2);
+  EXPECT_TRUE(absl::IsUnavailable(two.status())) << two.status();
+  EXPECT_THAT(two.status().message(), HasSubstr("injected"));
+  if (queued_third.ok()) {
+    absl::StatusOr<BlockRecord> three = store.WaitDurable(3);
+    EXPECT_FALSE(three.ok());
+    EXPECT_THAT(three.status().message(), HasSubstr("block 2, queued before this one"));
+  }
+  // Nothing of either block is visible or stored; the head is the tip again.
+  EXPECT_EQ(store.GetTip()->height, 1u);
+  EXPECT_EQ(store.GetHead()->height, 1u);
+  EXPECT_EQ(store.Get("k", 3).value(), "one");
+  EXPECT_TRUE(absl::IsNotFound(store.GetBlock(2).status()));
 }
 
 TEST_F(BlockStoreTest, KeysThatArePrefixesOfEachOtherStayApart) {
