@@ -51,6 +51,7 @@
 #include "grpcpp/grpcpp.h"
 #include "tandem/v1/tandem.grpc.pb.h"
 #include "tools/bench/bitcoin_blocks.h"
+#include "tools/bench/ceiling.h"
 #include "tools/client/connection.h"
 #include "tools/client/json.h"
 #include "tools/client/proto_time.h"
@@ -68,9 +69,15 @@ ABSL_FLAG(std::string, fixtures, TANDEM_BENCH_DEFAULT_FIXTURES,
 ABSL_FLAG(std::string, policies, "none,sync,block,threshold",
           "Swap policies to compare, each on its own tandemd. `none` and `sync` are the baselines "
           "of the ratios.");
-ABSL_FLAG(std::string, block_sets, "small,mixed",
+ABSL_FLAG(std::string, ceiling, TANDEM_BENCH_DEFAULT_CEILING,
+          "The ingest_ceiling binary (benchmarks/): the `real` block set's guest over an in-memory "
+          "map in-process, one instance reused. The `real` runs report their ratio to it. Empty "
+          "or missing: no ceiling.");
+ABSL_FLAG(std::string, block_sets, "small,mixed,real",
           "`small`: synthetic blocks of a coinbase and up to 3 spends (~300-700 bytes). `mixed`: "
-          "the 20 real fixture blocks (215 bytes to 1.38 MB), then synthetic ones.");
+          "the 20 real fixture blocks (215 bytes to 1.38 MB), then synthetic ones. `real`: the "
+          "fixture blocks over and over, renumbered 1, 2, ... (run unary and over StreamBlocks "
+          "for every policy of --stream_policies, and against the ceiling).");
 ABSL_FLAG(int, blocks, 300, "Blocks per ingest run (heights 1..N).");
 ABSL_FLAG(absl::Duration, run_timeout, absl::Seconds(60),
           "Upper bound of one ingest run; a run that hits it reports the blocks it did.");
@@ -424,6 +431,7 @@ struct RunResult {
   uint64_t views = 0, view_failures = 0;
   double views_per_s = 0;
   std::optional<double> vs_none, vs_sync;
+  std::optional<double> vs_ceiling;  // `real` runs: blocks/s over the ceiling's (same guest)
 };
 
 // Hands out block `height` of a block set, making synthetic blocks on demand (every run of a
@@ -617,8 +625,9 @@ client::Json RatioJson(const std::optional<double>& ratio) {
   return ratio ? client::Json(Rounded(*ratio, 3)) : client::Json(nullptr);
 }
 
+// `extra`: more top-level members (the ceiling).
 std::string Json(const Machine& machine, const std::vector<RunResult>& results,
-                 const std::string& command) {
+                 const std::string& command, const client::Json& extra) {
   client::Json document;
   document["machine"] = {{"cores", machine.cores},
                          {"cpu", machine.cpu},
@@ -655,9 +664,11 @@ std::string Json(const Machine& machine, const std::vector<RunResult>& results,
     run["views_per_s"] = Rounded(r.views_per_s, 1);
     run["vs_none"] = RatioJson(r.vs_none);
     run["vs_sync"] = RatioJson(r.vs_sync);
+    run["vs_ceiling"] = RatioJson(r.vs_ceiling);
     runs.push_back(std::move(run));
   }
   document["runs"] = std::move(runs);
+  for (const auto& [key, value] : extra.items()) document[key] = value;
   return client::DumpJson(document, /*indent=*/2) + "\n";
 }
 
@@ -731,6 +742,45 @@ std::string Markdown(const Machine& machine, const std::vector<RunResult>& resul
   return out;
 }
 
+// ---------------------------------------------------------------------------------------------
+// The `real` block set against the ceiling (tools/bench/ceiling.h).
+
+// Sets vs_ceiling on every `real` run whose guest has a ceiling.
+void AddCeilingRatios(const std::vector<CeilingResult>& ceilings, std::vector<RunResult>& results) {
+  for (RunResult& r : results) {
+    if (r.spec.block_set != "real" || r.blocks == 0) continue;
+    for (const CeilingResult& ceiling : ceilings) {
+      if (ceiling.guest == r.spec.guest && ceiling.error.empty() && ceiling.blocks_per_s > 0) {
+        r.vs_ceiling = r.blocks_per_s / ceiling.blocks_per_s;
+      }
+    }
+  }
+}
+
+std::string CeilingMarkdown(const std::vector<CeilingResult>& ceilings,
+                            const std::vector<RunResult>& results) {
+  if (ceilings.empty()) return "";
+  std::string out =
+      "\nReal blocks (the fixtures repeated, renumbered) against the ceiling (the same guest and "
+      "blocks in-process over an in-memory map, one instance reused, no RocksDB or gRPC):\n\n"
+      "| guest | policy | mode | blocks/s | ceiling blocks/s | vs ceiling |\n"
+      "|---|---|---|---:|---:|---:|\n";
+  for (const CeilingResult& ceiling : ceilings) {
+    if (!ceiling.error.empty()) {
+      absl::StrAppend(&out, "| ", ceiling.guest, " | ceiling failed: ", OneLine(ceiling.error),
+                      " | | | | |\n");
+      continue;
+    }
+    for (const RunResult& r : results) {
+      if (r.spec.block_set != "real" || r.spec.guest != ceiling.guest || r.blocks == 0) continue;
+      absl::StrAppendFormat(&out, "| %s | %s | %s | %.1f | %.1f | %s |\n", r.spec.guest,
+                            r.spec.policy, r.spec.stream ? "stream" : "unary", r.blocks_per_s,
+                            ceiling.blocks_per_s, Ratio(r.vs_ceiling));
+    }
+  }
+  return out;
+}
+
 int Main(int argc, char** argv) {
   util::CommandLineOptions command_line;
   command_line.usage =
@@ -764,6 +814,8 @@ int Main(int argc, char** argv) {
   std::map<std::string, std::unique_ptr<BlockSource>> sources;
   sources["small"] = std::make_unique<BlockSource>(std::vector<std::string>());
   sources["mixed"] = std::make_unique<BlockSource>(fixtures);
+  sources["real"] =
+      std::make_unique<BlockSource>(RealBlockSet(fixtures, absl::GetFlag(FLAGS_blocks)));
 
   Machine machine = DescribeMachine();
   const std::vector<std::string> policies = SplitList(absl::GetFlag(FLAGS_policies));
@@ -779,6 +831,11 @@ int Main(int argc, char** argv) {
     for (const std::string& policy : SplitList(absl::GetFlag(FLAGS_stream_policies))) {
       specs.push_back({guest, "small", policy, true, 0});
     }
+    if (absl::StrContains(absl::GetFlag(FLAGS_block_sets), "real")) {
+      for (const std::string& policy : SplitList(absl::GetFlag(FLAGS_stream_policies))) {
+        specs.push_back({guest, "real", policy, true, 0});
+      }
+    }
     for (const std::string& policy : SplitList(absl::GetFlag(FLAGS_view_policies))) {
       for (const std::string& clients : SplitList(absl::GetFlag(FLAGS_view_clients))) {
         int n = 0;
@@ -788,6 +845,20 @@ int Main(int argc, char** argv) {
         }
         specs.push_back({guest, "small", policy, false, n});
       }
+    }
+  }
+
+  // The ceiling first, while no tandemd runs beside it.
+  std::vector<CeilingResult> ceilings;
+  if (absl::StrContains(absl::GetFlag(FLAGS_block_sets), "real")) {
+    for (const std::string& guest : SplitList(absl::GetFlag(FLAGS_guests))) {
+      std::fprintf(stderr, "ceiling: %s, real blocks ... ", guest.c_str());
+      ceilings.push_back(RunCeiling(
+          absl::GetFlag(FLAGS_ceiling), guest,
+          absl::StrCat(absl::GetFlag(FLAGS_guest_dir), "/", guest, ".wasm"),
+          absl::GetFlag(FLAGS_fixtures), absl::GetFlag(FLAGS_blocks), absl::Minutes(10)));
+      std::fprintf(stderr, "%.1f blocks/s%s%s\n", ceilings.back().blocks_per_s,
+                   ceilings.back().error.empty() ? "" : ", error: ", ceilings.back().error.c_str());
     }
   }
 
@@ -817,9 +888,13 @@ int Main(int argc, char** argv) {
     }
   }
   machine.load_after = LoadAverage();
+  AddCeilingRatios(ceilings, results);
 
-  const std::string json = Json(machine, results, command);
-  const std::string markdown = Markdown(machine, results, command);
+  client::Json extra;
+  if (!ceilings.empty()) extra["ceiling"] = CeilingJson(ceilings);
+  const std::string json = Json(machine, results, command, extra);
+  const std::string markdown =
+      Markdown(machine, results, command) + CeilingMarkdown(ceilings, results);
   std::cout << markdown;
   if (const std::string path = absl::GetFlag(FLAGS_json_out); !path.empty()) {
     std::ofstream(path) << json;
