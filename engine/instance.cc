@@ -73,12 +73,11 @@ Instance::Instance(WorkerPool& workers, std::unique_ptr<Worker> worker, const Mo
       worker_(std::move(worker)) {}
 
 Instance::~Instance() {
-  // The worker retires the guest before anything queued later (its next instance) runs.
-  worker_->Post([](GuestRuntime& runtime) -> absl::StatusOr<JobOutput> {
+  // The worker retires the guest (its memory goes back at once) before it hosts another.
+  workers_.Return(std::move(worker_), [](GuestRuntime& runtime) -> absl::StatusOr<JobOutput> {
     runtime.Retire();
     return JobOutput{};
   });
-  workers_.Return(std::move(worker_));
 }
 
 absl::Status Instance::LostError() const {

@@ -35,8 +35,9 @@ absl::StatusOr<std::unique_ptr<Worker>> Worker::Start(const WorkerOptions& optio
   util::MutexLock lock(&worker->mu_);
   if (!worker->mu_.AwaitWithDeadline(
           [&worker]() ABSL_NO_THREAD_SAFETY_ANALYSIS { return worker->ready_; }, deadline)) {
-    return CausedError(absl::StatusCode::kDeadlineExceeded, FailureCause::kDeadline,
-                       absl::StrCat("worker ", id, " could not create its isolate before the deadline"));
+    return CausedError(
+        absl::StatusCode::kDeadlineExceeded, FailureCause::kDeadline,
+        absl::StrCat("worker ", id, " could not create its isolate before the deadline"));
   }
   return worker;
 }

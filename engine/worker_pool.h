@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <map>
 #include <memory>
 
 #include "absl/base/thread_annotations.h"
@@ -28,7 +29,8 @@ struct WorkerPoolStats {
   uint64_t disposed_poisoned = 0;  // Disposed because a job was terminated, or heap/stack limits.
   uint64_t disposed_surplus = 0;   // Disposed because max_idle_workers were idle already.
   int idle = 0;
-  int out = 0;  // Acquired and not returned yet.
+  int retiring = 0;  // Returned, retirement still running.
+  int out = 0;       // Acquired and not returned yet.
 };
 
 // Hands out workers, and takes them back when their instance is gone.
@@ -47,21 +49,31 @@ class WorkerPool {
   // DEADLINE_EXCEEDED when a new worker's isolate is not ready by `deadline`.
   absl::StatusOr<std::unique_ptr<Worker>> Acquire(absl::Time deadline) ABSL_LOCKS_EXCLUDED(mu_);
 
-  // Takes `worker` back: idle for the next Acquire, or disposed when it is poisoned or enough
-  // workers are idle already. Work posted to it before still runs first.
-  void Return(std::unique_ptr<Worker> worker) ABSL_LOCKS_EXCLUDED(mu_);
+  // Takes `worker` back once its instance is gone. `retire` runs on it first, off the caller's
+  // thread, and only then is the worker idle for the next Acquire: a new instance never waits
+  // behind an old one's retirement. A poisoned worker, or one past max_idle_workers, is disposed.
+  void Return(std::unique_ptr<Worker> worker, Worker::Work retire) ABSL_LOCKS_EXCLUDED(mu_);
 
   WorkerPoolStats Stats() const ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Blocks until every returned worker has finished its retirement. For tests and benchmarks.
+  void AwaitRetirementsForTesting() ABSL_LOCKS_EXCLUDED(mu_);
 
   // Blocks until every worker handed to disposal so far is gone. For tests.
   void DrainDisposalsForTesting();
 
  private:
+  // Called on `worker`'s own thread when its retirement is done.
+  void Retired(Worker* worker) ABSL_LOCKS_EXCLUDED(mu_);
+  void IdleOrDisposeLocked(std::unique_ptr<Worker> worker) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
   // Constant after construction.
   const WorkerPoolOptions options_;
 
   mutable util::Mutex mu_;
   std::deque<std::unique_ptr<Worker>> idle_ ABSL_GUARDED_BY(mu_);
+  // Returned workers whose retirement has not finished yet.
+  std::map<Worker*, std::unique_ptr<Worker>> retiring_ ABSL_GUARDED_BY(mu_);
   uint64_t next_id_ ABSL_GUARDED_BY(mu_) = 1;
   WorkerPoolStats stats_ ABSL_GUARDED_BY(mu_);
 

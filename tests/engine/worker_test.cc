@@ -54,6 +54,7 @@ TEST(WorkerPoolTest, ANewInstanceReusesTheWorkerOfARetiredOne) {
     auto first = NewInstanceOrDie(workers, *module);
     first_worker = first->worker_id();
   }
+  workers.AwaitRetirementsForTesting();
   auto second = NewInstanceOrDie(workers, *module);
   EXPECT_EQ(second->worker_id(), first_worker);
   WorkerPoolStats stats = workers.Stats();
@@ -75,6 +76,7 @@ TEST(WorkerPoolTest, NothingOfARetiredInstanceReachesTheNextOnTheSameWorker) {
     ASSERT_TRUE(leaked.ok()) << leaked.status();
     EXPECT_EQ(ReadU64Le(leaked->answer), 256u * 1024);
   }
+  workers.AwaitRetirementsForTesting();
   auto second = NewInstanceOrDie(workers, *module);
   ASSERT_EQ(second->worker_id(), worker);
   absl::StatusOr<CallResult> leaked = second->RunView("leaked", 1, "", reader, kDeadline);
@@ -91,6 +93,7 @@ TEST(WorkerPoolTest, RetiringAnInstanceReturnsItsMemoryAtOnce) {
   MemoryStateReader reader;
   auto warm_up = NewInstanceOrDie(workers, *module);
   warm_up.reset();
+  workers.AwaitRetirementsForTesting();
   const long before_kib = ProcStatusKiB("VmRSS:");
   long peak_kib;
   {
@@ -99,9 +102,8 @@ TEST(WorkerPoolTest, RetiringAnInstanceReturnsItsMemoryAtOnce) {
     peak_kib = ProcStatusKiB("VmRSS:");
     EXPECT_GT(peak_kib, before_kib + 120 * 1024);
   }
-  // The next instance on the one worker is created after the retirement ran (jobs are in order).
   // Measured against the peak: sanitizers keep shadow memory of their own that madvise leaves.
-  auto next = NewInstanceOrDie(workers, *module);
+  workers.AwaitRetirementsForTesting();
   EXPECT_LT(ProcStatusKiB("VmRSS:"), peak_kib - 112 * 1024)
       << "the retired instance's 128 MiB were not returned";
 }
@@ -137,6 +139,7 @@ TEST(WorkerPoolTest, AStackOverflowDisposesTheWorkerATrapDoesNot) {
     EXPECT_EQ(instance->RunBlock(1, "", reader, kDeadline).status().code(),
               absl::StatusCode::kAborted);
   }
+  workers.AwaitRetirementsForTesting();
   {
     auto instance = NewInstanceOrDie(workers, *recursion);
     EXPECT_EQ(instance->worker_id(), worker) << "a trap must not cost the worker";
