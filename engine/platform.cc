@@ -183,6 +183,8 @@ absl::Status InitializeV8(const PlatformOptions& options) {
   return *init_status;
 }
 
+std::string V8Version() { return v8::V8::GetVersion(); }
+
 v8::Platform& V8Platform() { return *platform; }
 
 void PumpForegroundTasks(v8::Isolate* isolate) {

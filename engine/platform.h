@@ -56,6 +56,10 @@ struct PlatformOptions {
 // Later calls return the first call's status; their options are ignored.
 absl::Status InitializeV8(const PlatformOptions& options = {});
 
+// The version of the V8 this process runs ("10.2.154.26-node.36"), for build identity in metrics
+// and logs. Needs no initialisation.
+std::string V8Version();
+
 // The platform handed to V8. REQUIRES: InitializeV8 succeeded.
 v8::Platform& V8Platform();
 

@@ -441,6 +441,7 @@ PairStatus InstancePair::Status() const {
   status.standbys_warming = snapshot.warming;
   status.standbys_wanted = snapshot.wanted;
   status.historical_instances = snapshot.historical_instances;
+  status.historical_instances_limit = static_cast<uint64_t>(options_.historical_instances);
   status.workers = factory_.WorkerStats();
   store::ReplayLogStats log = store_.replay_log().Stats();
   status.replay_log_calls = log.calls;

@@ -120,7 +120,8 @@ struct PairStatus {
   int standbys_wanted = 0;
   uint64_t replay_log_calls = 0;
   uint64_t replay_log_bytes = 0;
-  uint64_t historical_instances = 0;  // Instances kept for past heights now.
+  uint64_t historical_instances = 0;        // Instances kept for past heights now.
+  uint64_t historical_instances_limit = 0;  // At most this many (PairOptions).
   engine::WorkerPoolStats workers;
 };
 

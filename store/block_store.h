@@ -42,6 +42,18 @@ struct BlockStoreOptions {
   rocksdb::Env* env = nullptr;
 };
 
+// RocksDB's figures about the write path, for metrics: how long writers were held back, and how
+// long the WAL took to reach the disk. Counters and percentiles run since the store was opened.
+struct WritePathStats {
+  uint64_t stall_micros = 0;        // Writers delayed or stopped by RocksDB's write controller.
+  bool writes_stopped = false;      // Writes are stopped now (flushes or compactions behind).
+  uint64_t delayed_write_rate = 0;  // Bytes/s writers are throttled to now; 0 when not delayed.
+  uint64_t wal_syncs = 0;           // fsyncs of the WAL (none with sync = false).
+  uint64_t wal_sync_micros = 0;     // Their total duration.
+  double wal_sync_p50_micros = 0;   // Their median and 99th percentile.
+  double wal_sync_p99_micros = 0;
+};
+
 // One block to commit.
 struct BlockCommit {
   uint32_t height = 0;
@@ -182,6 +194,11 @@ class BlockStore {
 
   // RocksDB's estimate of the live data size, for metrics. UNAVAILABLE when RocksDB has none.
   absl::StatusOr<uint64_t> ApproximateLiveDataBytes() const;
+
+  // The write path's stalls and WAL syncs, for metrics (RocksDB's statistics, enabled at Open at
+  // their default level, and its write-controller properties). UNAVAILABLE when RocksDB answers
+  // none of the properties. Thread-safe; cheap enough for every scrape.
+  absl::StatusOr<WritePathStats> ReadWritePathStats() const;
 
   // The replay log kept in this store's database. Lives as long as the store.
   ReplayLog& replay_log() { return *replay_log_; }

@@ -1,6 +1,9 @@
-// Tests for module loading: validation against the host ABI, the memory cap, compile errors.
+// Tests for module loading: validation against the host ABI, the memory cap, compile errors; and
+// the V8 version the platform reports.
 #include "engine/module.h"
 
+#include "engine/platform.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/engine/test_support.h"
 
@@ -84,6 +87,11 @@ TEST(ModuleTest, ChecksCallableExports) {
   EXPECT_EQ(module->CheckCallableExport("missing").code(), absl::StatusCode::kNotFound);
   EXPECT_EQ(module->CheckCallableExport("_start").code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(module->CheckCallableExport("memory").code(), absl::StatusCode::kNotFound);
+}
+
+// Build identity (tandem_build_info) names the V8 the process runs: "major.minor.build...".
+TEST(PlatformTest, ReportsV8Version) {
+  EXPECT_THAT(V8Version(), ::testing::MatchesRegex("[0-9]+\\.[0-9]+\\.[0-9]+.*"));
 }
 
 }  // namespace

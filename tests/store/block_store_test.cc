@@ -570,5 +570,40 @@ TEST_F(BlockStoreTest, ReadersSeeWholeBlocksWhileOneThreadCommits) {
   EXPECT_FALSE(failed.load());
 }
 
+// The write path's figures for metrics: every synced commit is one WAL sync, timed; an unsynced
+// store's commits sync nothing; an idle, small store is neither stopped nor throttled.
+TEST(BlockStoreWritePathTest, CountsWalSyncsOnlyWhenSyncing) {
+  for (const bool sync : {true, false}) {
+    t::TempDir dir;
+    BlockStoreOptions options;
+    options.sync = sync;
+    absl::StatusOr<std::unique_ptr<BlockStore>> store = BlockStore::Open(dir.path(), options);
+    ASSERT_TRUE(store.ok()) << store.status();
+    absl::StatusOr<WritePathStats> before = (*store)->ReadWritePathStats();
+    ASSERT_TRUE(before.ok()) << before.status();
+    for (uint32_t height = 1; height <= 3; ++height) {
+      BlockCommit commit;
+      commit.height = height;
+      commit.hash = Hash(absl::StrCat("sync", height));
+      commit.writes = {{"k", absl::StrCat(height)}};
+      ASSERT_TRUE((*store)->CommitBlock(commit).ok());
+    }
+    absl::StatusOr<WritePathStats> after = (*store)->ReadWritePathStats();
+    ASSERT_TRUE(after.ok()) << after.status();
+    if (sync) {
+      EXPECT_EQ(after->wal_syncs - before->wal_syncs, 3u);
+      EXPECT_GE(after->wal_sync_p99_micros, after->wal_sync_p50_micros);
+      EXPECT_GT(after->wal_sync_p99_micros, 0);
+    } else {
+      // (Open itself may sync once: only the commits are counted here.)
+      EXPECT_EQ(after->wal_syncs, before->wal_syncs);
+      EXPECT_EQ(after->wal_sync_micros, before->wal_sync_micros);
+    }
+    EXPECT_FALSE(after->writes_stopped);
+    EXPECT_EQ(after->delayed_write_rate, 0u);
+    EXPECT_EQ(after->stall_micros, 0u);
+  }
+}
+
 }  // namespace
 }  // namespace tandem::store
