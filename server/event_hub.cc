@@ -59,22 +59,28 @@ void EventHub::OnPairEvent(const proxy::PairEvent& event) {
                  event.kind == Kind::kBlockFailed || event.kind == Kind::kSwapDelayed;
   logger_.Write(trouble ? Logger::Severity::kWarning : Logger::Severity::kInfo,
                 DescribeEvent(event));
-  util::MutexLock lock(&mu_);
-  for (Subscription* subscriber : subscribers_) {
-    if (subscriber->queue_.size() >= queue_limit_) {
-      subscriber->queue_.pop_front();
-      uint64_t dropped = subscriber->dropped_counts_.front() + 1;
-      subscriber->dropped_counts_.pop_front();
-      if (subscriber->dropped_counts_.empty()) {
-        subscriber->dropped_pending_ += dropped;
-      } else {
-        subscriber->dropped_counts_.front() += dropped;
+  uint64_t dropped_now = 0;
+  {
+    util::MutexLock lock(&mu_);
+    for (Subscription* subscriber : subscribers_) {
+      if (subscriber->queue_.size() >= queue_limit_) {
+        ++dropped_now;
+        subscriber->queue_.pop_front();
+        uint64_t dropped = subscriber->dropped_counts_.front() + 1;
+        subscriber->dropped_counts_.pop_front();
+        if (subscriber->dropped_counts_.empty()) {
+          subscriber->dropped_pending_ += dropped;
+        } else {
+          subscriber->dropped_counts_.front() += dropped;
+        }
       }
+      subscriber->queue_.push_back(event);
+      subscriber->dropped_counts_.push_back(subscriber->dropped_pending_);
+      subscriber->dropped_pending_ = 0;
     }
-    subscriber->queue_.push_back(event);
-    subscriber->dropped_counts_.push_back(subscriber->dropped_pending_);
-    subscriber->dropped_pending_ = 0;
   }
+  // Outside the lock: the hub never holds it while calling out.
+  if (dropped_now > 0 && metrics_ != nullptr) metrics_->RecordDroppedWatchEvents(dropped_now);
 }
 
 std::unique_ptr<EventHub::Subscription> EventHub::Subscribe() {

@@ -11,6 +11,7 @@
 #include "absl/time/time.h"
 #include "proxy/events.h"
 #include "server/logger.h"
+#include "server/metrics.h"
 #include "util/mutex.h"
 
 namespace tandem::server {
@@ -21,14 +22,16 @@ std::string DescribeEvent(const proxy::PairEvent& event);
 // Receives the pair's events, logs each one, and queues it for every subscriber.
 //
 // Threading: every method is thread-safe. OnPairEvent never blocks on a subscriber: each has a
-// bounded queue, and when a watcher reads too slowly its oldest events are dropped and counted.
+// bounded queue, and when a watcher reads too slowly its oldest events are dropped and counted
+// (for the watcher, and in tandem_watch_events_dropped_total).
 class EventHub final : public proxy::PairEventSink {
  public:
   class Subscription;
 
-  // REQUIRES: `logger` outlives the hub. `queue_limit` bounds each subscriber's queue.
-  explicit EventHub(Logger& logger, size_t queue_limit = 1024)
-      : logger_(logger), queue_limit_(queue_limit) {}
+  // REQUIRES: `logger` and `metrics` (may be null: drops are then not exported) outlive the hub.
+  // `queue_limit` bounds each subscriber's queue.
+  explicit EventHub(Logger& logger, size_t queue_limit = 1024, Metrics* metrics = nullptr)
+      : logger_(logger), queue_limit_(queue_limit), metrics_(metrics) {}
   ~EventHub() override;
   EventHub(const EventHub&) = delete;
   EventHub& operator=(const EventHub&) = delete;
@@ -67,8 +70,10 @@ class EventHub final : public proxy::PairEventSink {
   };
 
  private:
+  // Constant after construction.
   Logger& logger_;
   const size_t queue_limit_;
+  Metrics* const metrics_;
 
   util::Mutex mu_;
   std::set<Subscription*> subscribers_ ABSL_GUARDED_BY(mu_);

@@ -21,6 +21,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "server/process_metrics.h"
+#include "server/write_path_metrics.h"
 
 namespace tandem::server {
 namespace {
@@ -74,6 +75,12 @@ constexpr std::array<absl::string_view, 9> kOutcomes = {
     "not_found", "invalid_argument", "failed_precondition", "error"};
 constexpr std::array<absl::string_view, 5> kWarmCauses = {"deadline", "replay_diverged", "guest",
                                                           "host", "other"};
+constexpr std::array<proxy::StandbyState, 4> kStandbyStates = {
+    proxy::StandbyState::kEmpty, proxy::StandbyState::kWarming, proxy::StandbyState::kReady,
+    proxy::StandbyState::kFailed};
+// The kinds of call that can retire an instance (a failed warm-up is counted by cause instead).
+constexpr std::array<proxy::CallKind, 3> kFailingCalls = {
+    proxy::CallKind::kBlock, proxy::CallKind::kView, proxy::CallKind::kInit};
 
 Family<Gauge>& GaugeFamily(prometheus::Registry& registry, const char* name, const char* help) {
   return prometheus::BuildGauge().Name(name).Help(help).Register(registry);
@@ -198,9 +205,16 @@ Metrics::Metrics(std::shared_ptr<prometheus::Registry> registry)
       swap_at_ratio_(GaugeFamily(*registry_, "tandem_swap_at_ratio",
                                  "--swap_at: the fraction of the memory cap at which the "
                                  "`threshold` policy swaps. Label policy: --swap_policy.")),
-      standby_state_(SingleGauge(*registry_, "tandem_standby_state",
-                                 "State of the standby slot: 0 empty, 1 warming, 2 ready, "
-                                 "3 failed.")),
+      heap_used_bytes_(GaugeFamily(*registry_, "tandem_instance_v8_heap_used_bytes",
+                                   "V8 heap in use in the isolate of each slot's instance, read "
+                                   "after its latest call.")),
+      heap_total_bytes_(GaugeFamily(*registry_, "tandem_instance_v8_heap_total_bytes",
+                                    "V8 heap reserved by the isolate of each slot's instance.")),
+      heap_limit_bytes_(GaugeFamily(*registry_, "tandem_instance_v8_heap_limit_bytes",
+                                    "V8 heap limit of the isolate of each slot's instance.")),
+      standby_state_(GaugeFamily(*registry_, "tandem_standby_state",
+                                 "1 for the standby slot's state in force (label state: EMPTY, "
+                                 "WARMING, READY, FAILED, as in the API), 0 for the others.")),
       swap_due_(SingleGauge(*registry_, "tandem_swap_due",
                             "1 while a threshold swap is due and waits for a READY standby.")),
       consecutive_warm_failures_(SingleGauge(*registry_, "tandem_consecutive_warm_failures",
@@ -212,7 +226,11 @@ Metrics::Metrics(std::shared_ptr<prometheus::Registry> registry)
       replay_log_bytes_(
           SingleGauge(*registry_, "tandem_replay_log_bytes", "Size of the replay log in bytes.")),
       historical_instances_(SingleGauge(*registry_, "tandem_historical_instances",
-                                        "Instances kept for views below the tip.")),
+                                        "Instances kept now for views below the tip.")),
+      historical_instances_limit_(
+          SingleGauge(*registry_, "tandem_historical_instances_limit",
+                      "At most this many instances are kept for views below the tip "
+                      "(--historical_instances).")),
       swaps_(CounterFamily(*registry_, "tandem_swaps_total",
                            "Swaps of the active instance, by reason.")),
       swap_pause_seconds_(SingleHistogram(*registry_, "tandem_swap_pause_seconds",
@@ -229,8 +247,11 @@ Metrics::Metrics(std::shared_ptr<prometheus::Registry> registry)
       block_seconds_(SingleHistogram(*registry_, "tandem_block_seconds",
                                      "Duration of committed blocks (run and commit).",
                                      CallBuckets())),
-      instance_failures_(SingleCounter(*registry_, "tandem_instance_failures_total",
-                                       "Instances retired because a call failed them.")),
+      last_commit_time_(GaugeFamily(*registry_, "tandem_last_commit_timestamp_seconds",
+                                    "Unix time of the latest block this process committed.")),
+      instance_failures_(CounterFamily(*registry_, "tandem_instance_failures_total",
+                                       "Instances retired because a call failed them, by the "
+                                       "kind of call (block, view, init).")),
       swaps_delayed_(SingleCounter(*registry_, "tandem_swaps_delayed_total",
                                    "Swaps that were due while no standby was READY.")),
       rollbacks_(SingleCounter(*registry_, "tandem_rollbacks_total", "Rollbacks of the chain.")),
@@ -238,6 +259,8 @@ Metrics::Metrics(std::shared_ptr<prometheus::Registry> registry)
                            "View calls, by outcome (ok or the failure's code).")),
       view_seconds_(SingleHistogram(*registry_, "tandem_view_seconds", "Duration of view calls.",
                                     ViewBuckets())),
+      grpc_started_(CounterFamily(*registry_, "grpc_server_started_total",
+                                  "Total number of RPCs started on the server.")),
       grpc_handled_(CounterFamily(*registry_, "grpc_server_handled_total",
                                   "Total number of RPCs completed on the server, regardless of "
                                   "success or failure.")),
@@ -250,7 +273,13 @@ Metrics::Metrics(std::shared_ptr<prometheus::Registry> registry)
       db_live_data_bytes_(GaugeFamily(*registry_, "tandem_db_live_data_bytes",
                                       "RocksDB's estimate of the live data size.")),
       db_disk_bytes_(
-          SingleGauge(*registry_, "tandem_db_disk_bytes", "Size of the database folder's files.")) {
+          SingleGauge(*registry_, "tandem_db_disk_bytes", "Size of the database folder's files.")),
+      watch_events_dropped_(SingleCounter(*registry_, "tandem_watch_events_dropped_total",
+                                          "Events Admin.WatchEvents subscribers lost because "
+                                          "they read too slowly.")),
+      build_info_(GaugeFamily(*registry_, "tandem_build_info",
+                              "1, labelled with tandem's version, git commit, V8 version and the "
+                              "guest module's SHA-256.")) {
   for (proxy::SwapReason reason : kSwapReasons) {
     const std::string name(proxy::SwapReasonName(reason));
     swaps_by_reason_[name] = &swaps_.Add({{"reason", name}});
@@ -263,6 +292,13 @@ Metrics::Metrics(std::shared_ptr<prometheus::Registry> registry)
   for (absl::string_view cause : kWarmCauses) {
     const std::string name(cause);
     warm_failures_by_cause_[name] = &warm_failures_.Add({{"cause", name}});
+  }
+  for (proxy::StandbyState state : kStandbyStates) {
+    const std::string name(proxy::StandbyStateName(state));
+    standby_state_by_name_[name] = &standby_state_.Add({{"state", name}});
+  }
+  for (proxy::CallKind call : kFailingCalls) {
+    instance_failures_.Add({{"call", std::string(proxy::CallKindName(call))}});
   }
   tip_height_.Set(-1);
 }
@@ -280,15 +316,24 @@ void Metrics::OnPairEvent(const proxy::PairEvent& event) {
     case Kind::kWarmFailed:
       Increment(warm_failures_by_cause_, WarmFailureCause(event.cause));
       break;
-    case Kind::kBlockCommitted:
+    case Kind::kBlockCommitted: {
       Increment(blocks_by_outcome_, "ok");
       Observe(block_seconds_, event.duration);
+      util::MutexLock lock(&commit_mu_);
+      if (event.time > last_commit_) {
+        last_commit_ = event.time;
+        if (last_commit_series_ == nullptr) last_commit_series_ = &last_commit_time_.Add({});
+        last_commit_series_->Set(absl::ToDoubleSeconds(event.time - absl::UnixEpoch()));
+      }
       break;
+    }
     case Kind::kBlockFailed:
       Increment(blocks_by_outcome_, OutcomeLabelFromStatusText(event.cause));
       break;
     case Kind::kInstanceFailed:
-      instance_failures_.Increment();
+      // Rare (once per failed instance): the family's own lookup is cheap enough, and a kind of
+      // call not pre-created above still gets its series.
+      instance_failures_.Add({{"call", std::string(proxy::CallKindName(event.call))}}).Increment();
       break;
     case Kind::kSwapDelayed:
       swaps_delayed_.Increment();
@@ -306,6 +351,35 @@ void Metrics::OnPairEvent(const proxy::PairEvent& event) {
 void Metrics::RecordView(const absl::Status& status, absl::Duration duration) {
   Increment(views_by_outcome_, OutcomeLabel(status.code()));
   Observe(view_seconds_, duration);
+}
+
+void Metrics::RecordGrpcStarted(absl::string_view service, absl::string_view method) {
+  const std::string method_key = absl::StrCat(service, "/", method);
+  prometheus::Counter* started;
+  {
+    util::MutexLock lock(&grpc_mu_);
+    prometheus::Counter*& slot = grpc_started_series_[method_key];
+    if (slot == nullptr) {
+      slot = &grpc_started_.Add(
+          {{"grpc_service", std::string(service)}, {"grpc_method", std::string(method)}});
+    }
+    started = slot;
+  }
+  started->Increment();
+}
+
+void Metrics::RecordDroppedWatchEvents(uint64_t count) {
+  watch_events_dropped_.Increment(static_cast<double>(count));
+}
+
+void Metrics::SetBuildInfo(const BuildInfo& info) {
+  util::MutexLock lock(&update_mu_);
+  if (build_info_series_ != nullptr) build_info_.Remove(build_info_series_);
+  build_info_series_ = &build_info_.Add({{"version", info.version},
+                                         {"git_commit", info.git_commit},
+                                         {"v8_version", info.v8_version},
+                                         {"module_sha256", info.module_sha256}});
+  build_info_series_->Set(1);
 }
 
 void Metrics::RecordGrpc(absl::string_view service, absl::string_view method, int code,
@@ -346,6 +420,16 @@ void Metrics::UpdateFromStatus(const proxy::PairStatus& status) {
           static_cast<double>(status.active.generation));
   SetSlot(generation_, "standby", status.standby.present,
           static_cast<double>(status.standby.generation));
+  for (const auto& [slot, slot_status] :
+       {std::pair<const char*, const proxy::SlotStatus&>{"active", status.active},
+        {"standby", status.standby}}) {
+    SetSlot(heap_used_bytes_, slot, slot_status.present,
+            static_cast<double>(slot_status.memory.heap_used_bytes));
+    SetSlot(heap_total_bytes_, slot, slot_status.present,
+            static_cast<double>(slot_status.memory.heap_total_bytes));
+    SetSlot(heap_limit_bytes_, slot, slot_status.present,
+            static_cast<double>(slot_status.memory.heap_limit_bytes));
+  }
   memory_limit_bytes_.Set(static_cast<double>(status.memory_limit_bytes));
   const std::string policy(proxy::SwapPolicyName(status.policy));
   if (policy != policy_label_ && !policy_label_.empty()) {
@@ -357,13 +441,17 @@ void Metrics::UpdateFromStatus(const proxy::PairStatus& status) {
   policy_label_ = policy;
   warm_at_ratio_.Add({{"policy", policy}}).Set(status.warm_at);
   swap_at_ratio_.Add({{"policy", policy}}).Set(status.swap_at);
-  standby_state_.Set(static_cast<double>(static_cast<int>(status.standby_state)));
+  const absl::string_view standby_state = proxy::StandbyStateName(status.standby_state);
+  for (const auto& [name, gauge] : standby_state_by_name_) {
+    gauge->Set(name == standby_state ? 1 : 0);
+  }
   swap_due_.Set(status.swap_due ? 1 : 0);
   consecutive_warm_failures_.Set(status.consecutive_warm_failures);
   tip_height_.Set(status.tip.has_value() ? static_cast<double>(*status.tip) : -1);
   replay_log_calls_.Set(static_cast<double>(status.replay_log_calls));
   replay_log_bytes_.Set(static_cast<double>(status.replay_log_bytes));
   historical_instances_.Set(static_cast<double>(status.historical_instances));
+  historical_instances_limit_.Set(static_cast<double>(status.historical_instances_limit));
 }
 
 void Metrics::UpdateStore(const store::BlockStore& store) {
@@ -387,6 +475,7 @@ class GrpcMetricsInterceptor final : public grpc::experimental::Interceptor {
       : metrics_(metrics), started_(absl::Now()) {
     SplitGrpcMethod(path, &service_, &method_);
     is_view_ = service_ == "tandem.v1.Indexer" && method_ == "View";
+    metrics_.RecordGrpcStarted(service_, method_);
   }
 
   void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
@@ -453,6 +542,14 @@ std::vector<prometheus::MetricFamily> MetricsCollectable::Collect() const {
   if (pair_ != nullptr) metrics_.UpdateFromStatus(pair_->Status());
   if (store_ != nullptr) metrics_.UpdateStore(*store_);
   std::vector<prometheus::MetricFamily> families = metrics_.registry()->Collect();
+  if (store_ != nullptr) {
+    // Absent when RocksDB reports no write-controller state.
+    if (absl::StatusOr<store::WritePathStats> stats = store_->ReadWritePathStats(); stats.ok()) {
+      for (prometheus::MetricFamily& family : WritePathMetricFamilies(*stats)) {
+        families.push_back(std::move(family));
+      }
+    }
+  }
   // Without /proc (not Linux) the process families are simply absent.
   if (absl::StatusOr<ProcessSample> sample = ReadProcessSample(); sample.ok()) {
     for (prometheus::MetricFamily& family : ProcessMetricFamilies(*sample)) {

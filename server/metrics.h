@@ -51,6 +51,14 @@ absl::string_view WarmFailureCause(absl::string_view cause_text);
 // "DeadlineExceeded", ... "Unknown" for a number outside 0..16.
 absl::string_view GrpcCodeLabel(int code);
 
+// What tandem_build_info labels: the build and the guest module a tandemd runs.
+struct BuildInfo {
+  std::string version;        // tandem's version (the CMake project's).
+  std::string git_commit;     // The commit built, as seen at configure time; "unknown" outside git.
+  std::string v8_version;     // The V8 the process runs (engine::V8Version).
+  std::string module_sha256;  // Lower-case hex SHA-256 of the guest module's bytes.
+};
+
 // Every tandem_* and grpc_server_* metric family of docs/design.md, registered in one registry.
 //
 //   From the pair's events (OnPairEvent):
@@ -62,29 +70,44 @@ absl::string_view GrpcCodeLabel(int code);
 //                                           blocks refused before running (wrong height, parent
 //                                           mismatch) are counted only by the gRPC metrics.
 //     tandem_block_seconds                  committed blocks, run + commit.
-//     tandem_instance_failures_total        instances a failed call retired.
+//     tandem_last_commit_timestamp_seconds  Unix time of the latest commit (no series until this
+//                                           process commits a block).
+//     tandem_instance_failures_total{call}  instances a failed call retired, by the kind of call
+//                                           (proxy::CallKindName: block, view, init).
 //     tandem_swaps_delayed_total            swaps that were due with no READY standby.
 //     tandem_rollbacks_total                rollbacks.
-//   From RecordView / RecordGrpc:
+//   From RecordView / RecordGrpcStarted / RecordGrpc:
 //     tandem_views_total{outcome}, tandem_view_seconds,
+//     grpc_server_started_total{grpc_service,grpc_method} (calls in flight = started - handled),
 //     grpc_server_handled_total{grpc_service,grpc_method,grpc_code},
 //     grpc_server_handling_seconds{grpc_service,grpc_method}.
+//   From RecordDroppedWatchEvents: tandem_watch_events_dropped_total (events an Admin.WatchEvents
+//     subscriber lost because it read too slowly).
+//   From SetBuildInfo: tandem_build_info{version,git_commit,v8_version,module_sha256} 1.
 //   From UpdateFromStatus (at each scrape):
 //     tandem_instance_memory_bytes{slot}, tandem_instance_generation{slot} (slot = "active" or
 //     "standby"; a slot holding no instance has no series), tandem_instance_memory_limit_bytes,
 //     tandem_warm_at_ratio{policy}, tandem_swap_at_ratio{policy} (the configuration, so the
 //     dashboard draws its lines from the flags in force; policy = proxy::SwapPolicyName),
-//     tandem_standby_state (0 empty, 1 warming, 2 ready, 3 failed), tandem_swap_due (0/1),
+//     tandem_instance_v8_heap_used_bytes{slot}, tandem_instance_v8_heap_total_bytes{slot},
+//     tandem_instance_v8_heap_limit_bytes{slot} (the V8 heap of the isolate hosting the slot's
+//     instance, read on its worker's thread after its latest call),
+//     tandem_standby_state{state} (state = proxy::StandbyStateName, the API's names: EMPTY,
+//     WARMING, READY, FAILED; 1 for the state in force, 0 for the others), tandem_swap_due (0/1),
 //     tandem_consecutive_warm_failures, tandem_tip_height (-1 while no block is committed),
-//     tandem_replay_log_calls, tandem_replay_log_bytes, tandem_historical_instances.
+//     tandem_replay_log_calls, tandem_replay_log_bytes, tandem_historical_instances (kept now),
+//     tandem_historical_instances_limit (--historical_instances).
 //   From UpdateStore (at each scrape):
 //     tandem_db_live_data_bytes (RocksDB's estimate; absent when RocksDB has none),
 //     tandem_db_disk_bytes (the database folder's files).
+//   MetricsCollectable adds at each scrape the process_* families (process_metrics.h) and the
+//   database's write path (write_path_metrics.h: stalls, WAL syncs).
 //
 // Threading: every method is thread-safe. OnPairEvent and RecordView touch only prometheus-cpp
 // counters and histograms (internally synchronized) found through maps that are constant after
-// construction; RecordGrpc finds its series under grpc_mu_ (held for a hash lookup). All are
-// cheap enough for the hot path. UpdateFromStatus and UpdateStore are serialized by update_mu_.
+// construction, or, once per block, the last-commit gauge under commit_mu_; RecordGrpcStarted and
+// RecordGrpc find their series under grpc_mu_ (held for a hash lookup). All are cheap enough for
+// the hot path. UpdateFromStatus, UpdateStore and SetBuildInfo are serialized by update_mu_.
 class Metrics final : public proxy::PairEventSink {
  public:
   // Registers the families in `registry` (InsertBehavior::Merge returns existing families).
@@ -101,10 +124,20 @@ class Metrics final : public proxy::PairEventSink {
   // tandemd the interceptor of NewGrpcMetricsInterceptorFactory calls it for Indexer.View.
   void RecordView(const absl::Status& status, absl::Duration duration);
 
-  // One finished gRPC call: `service` is the full service name ("tandem.v1.Indexer"), `method`
-  // the method's name ("SubmitBlock"), `code` a grpc::StatusCode value.
+  // One gRPC call that started: `service` is the full service name ("tandem.v1.Indexer"),
+  // `method` the method's name ("SubmitBlock").
+  void RecordGrpcStarted(absl::string_view service, absl::string_view method)
+      ABSL_LOCKS_EXCLUDED(grpc_mu_);
+
+  // One finished gRPC call, named as for RecordGrpcStarted; `code` a grpc::StatusCode value.
   void RecordGrpc(absl::string_view service, absl::string_view method, int code,
                   absl::Duration duration) ABSL_LOCKS_EXCLUDED(grpc_mu_);
+
+  // `count` events that an Admin.WatchEvents subscriber lost because it fell behind.
+  void RecordDroppedWatchEvents(uint64_t count);
+
+  // Publishes tandem_build_info with `info`'s labels (replacing an earlier series).
+  void SetBuildInfo(const BuildInfo& info) ABSL_LOCKS_EXCLUDED(update_mu_);
 
   // Sets the pair's gauges from a status snapshot. Removes the series of a slot that is empty.
   void UpdateFromStatus(const proxy::PairStatus& status) ABSL_LOCKS_EXCLUDED(update_mu_);
@@ -124,13 +157,17 @@ class Metrics final : public proxy::PairEventSink {
   prometheus::Gauge& memory_limit_bytes_;
   prometheus::Family<prometheus::Gauge>& warm_at_ratio_;
   prometheus::Family<prometheus::Gauge>& swap_at_ratio_;
-  prometheus::Gauge& standby_state_;
+  prometheus::Family<prometheus::Gauge>& heap_used_bytes_;
+  prometheus::Family<prometheus::Gauge>& heap_total_bytes_;
+  prometheus::Family<prometheus::Gauge>& heap_limit_bytes_;
+  prometheus::Family<prometheus::Gauge>& standby_state_;
   prometheus::Gauge& swap_due_;
   prometheus::Gauge& consecutive_warm_failures_;
   prometheus::Gauge& tip_height_;
   prometheus::Gauge& replay_log_calls_;
   prometheus::Gauge& replay_log_bytes_;
   prometheus::Gauge& historical_instances_;
+  prometheus::Gauge& historical_instances_limit_;
 
   prometheus::Family<prometheus::Counter>& swaps_;
   prometheus::Histogram& swap_pause_seconds_;
@@ -138,18 +175,22 @@ class Metrics final : public proxy::PairEventSink {
   prometheus::Family<prometheus::Counter>& warm_failures_;
   prometheus::Family<prometheus::Counter>& blocks_;
   prometheus::Histogram& block_seconds_;
-  prometheus::Counter& instance_failures_;
+  prometheus::Family<prometheus::Gauge>& last_commit_time_;
+  prometheus::Family<prometheus::Counter>& instance_failures_;
   prometheus::Counter& swaps_delayed_;
   prometheus::Counter& rollbacks_;
 
   prometheus::Family<prometheus::Counter>& views_;
   prometheus::Histogram& view_seconds_;
 
+  prometheus::Family<prometheus::Counter>& grpc_started_;
   prometheus::Family<prometheus::Counter>& grpc_handled_;
   prometheus::Family<prometheus::Histogram>& grpc_handling_seconds_;
 
   prometheus::Family<prometheus::Gauge>& db_live_data_bytes_;
   prometheus::Gauge& db_disk_bytes_;
+  prometheus::Counter& watch_events_dropped_;
+  prometheus::Family<prometheus::Gauge>& build_info_;
 
   // The pre-labelled series, by label value (the values of kSwapReasons, OutcomeLabel and
   // WarmFailureCause). Constant after construction; the series belong to the families above.
@@ -157,20 +198,32 @@ class Metrics final : public proxy::PairEventSink {
   absl::flat_hash_map<std::string, prometheus::Counter*> blocks_by_outcome_;
   absl::flat_hash_map<std::string, prometheus::Counter*> views_by_outcome_;
   absl::flat_hash_map<std::string, prometheus::Counter*> warm_failures_by_cause_;
+  // By proxy::StandbyStateName of every state.
+  absl::flat_hash_map<std::string, prometheus::Gauge*> standby_state_by_name_;
 
   // The gRPC series created so far, keyed "service/method/code" and "service/method". The
-  // series belong to grpc_handled_ and grpc_handling_seconds_ and are never removed.
+  // series belong to grpc_started_, grpc_handled_ and grpc_handling_seconds_ and are never
+  // removed.
   util::Mutex grpc_mu_;
+  absl::flat_hash_map<std::string, prometheus::Counter*> grpc_started_series_
+      ABSL_GUARDED_BY(grpc_mu_);
   absl::flat_hash_map<std::string, prometheus::Counter*> grpc_handled_series_
       ABSL_GUARDED_BY(grpc_mu_);
   absl::flat_hash_map<std::string, prometheus::Histogram*> grpc_seconds_series_
       ABSL_GUARDED_BY(grpc_mu_);
 
   // Serializes the scrape-time updates, which add and remove series (the slot gauges, the
-  // configuration gauges, the live-data estimate) and must not interleave.
+  // configuration gauges, the live-data estimate, the build identity) and must not interleave.
   util::Mutex update_mu_;
   // The policy label of the configuration gauges' series; empty before the first update.
   std::string policy_label_ ABSL_GUARDED_BY(update_mu_);
+  // The series of build_info_ in force, or null before SetBuildInfo.
+  prometheus::Gauge* build_info_series_ ABSL_GUARDED_BY(update_mu_) = nullptr;
+
+  // Keeps the last-commit gauge at the latest commit's time when two commits' events race.
+  util::Mutex commit_mu_;
+  prometheus::Gauge* last_commit_series_ ABSL_GUARDED_BY(commit_mu_) = nullptr;
+  absl::Time last_commit_ ABSL_GUARDED_BY(commit_mu_) = absl::InfinitePast();
 };
 
 // Passes each of the pair's events to several sinks in order (the pair takes one sink; tandemd
@@ -205,7 +258,8 @@ NewGrpcMetricsInterceptorFactory(Metrics& metrics);
 void SplitGrpcMethod(absl::string_view path, std::string* service, std::string* method);
 
 // What Prometheus scrapes: refreshes `metrics`' gauges from the pair's status and the store, then
-// returns the registry's families plus the process_* families (process_metrics.h).
+// returns the registry's families plus the process_* families (process_metrics.h) and, with a
+// store, its write path's (write_path_metrics.h).
 //
 // Threading: Collect is thread-safe (the exposer may scrape from several threads); concurrent
 // scrapes are serialized so each sees one consistent refresh.

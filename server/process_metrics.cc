@@ -39,22 +39,6 @@ absl::StatusOr<double> ParseBootTime(const std::string& proc_stat) {
   return absl::InvalidArgumentError("/proc/stat has no btime line");
 }
 
-prometheus::MetricFamily Family(const char* name, const char* help, prometheus::MetricType type,
-                                double value) {
-  prometheus::MetricFamily family;
-  family.name = name;
-  family.help = help;
-  family.type = type;
-  prometheus::ClientMetric metric;
-  if (type == prometheus::MetricType::Counter) {
-    metric.counter.value = value;
-  } else {
-    metric.gauge.value = value;
-  }
-  family.metric.push_back(metric);
-  return family;
-}
-
 }  // namespace
 
 absl::StatusOr<ProcessSample> ParseProcStat(const std::string& stat_text,
@@ -117,23 +101,41 @@ absl::StatusOr<ProcessSample> ReadProcessSample() {
   return sample;
 }
 
+prometheus::MetricFamily SingleSampleFamily(const char* name, const char* help,
+                                            prometheus::MetricType type, double value) {
+  prometheus::MetricFamily family;
+  family.name = name;
+  family.help = help;
+  family.type = type;
+  prometheus::ClientMetric metric;
+  if (type == prometheus::MetricType::Counter) {
+    metric.counter.value = value;
+  } else {
+    metric.gauge.value = value;
+  }
+  family.metric.push_back(metric);
+  return family;
+}
+
 std::vector<prometheus::MetricFamily> ProcessMetricFamilies(const ProcessSample& sample) {
   using prometheus::MetricType;
   return {
-      Family("process_cpu_seconds_total", "Total user and system CPU time spent in seconds.",
-             MetricType::Counter, sample.cpu_seconds),
-      Family("process_resident_memory_bytes", "Resident memory size in bytes.", MetricType::Gauge,
-             static_cast<double>(sample.resident_bytes)),
-      Family("process_virtual_memory_bytes", "Virtual memory size in bytes.", MetricType::Gauge,
-             static_cast<double>(sample.virtual_bytes)),
-      Family("process_open_fds", "Number of open file descriptors.", MetricType::Gauge,
-             static_cast<double>(sample.open_fds)),
-      Family("process_max_fds", "Maximum number of open file descriptors.", MetricType::Gauge,
-             static_cast<double>(sample.max_fds)),
-      Family("process_start_time_seconds", "Start time of the process since unix epoch in seconds.",
-             MetricType::Gauge, sample.start_time_seconds),
-      Family("process_threads", "Number of OS threads in the process.", MetricType::Gauge,
-             static_cast<double>(sample.threads)),
+      SingleSampleFamily("process_cpu_seconds_total",
+                         "Total user and system CPU time spent in seconds.", MetricType::Counter,
+                         sample.cpu_seconds),
+      SingleSampleFamily("process_resident_memory_bytes", "Resident memory size in bytes.",
+                         MetricType::Gauge, static_cast<double>(sample.resident_bytes)),
+      SingleSampleFamily("process_virtual_memory_bytes", "Virtual memory size in bytes.",
+                         MetricType::Gauge, static_cast<double>(sample.virtual_bytes)),
+      SingleSampleFamily("process_open_fds", "Number of open file descriptors.", MetricType::Gauge,
+                         static_cast<double>(sample.open_fds)),
+      SingleSampleFamily("process_max_fds", "Maximum number of open file descriptors.",
+                         MetricType::Gauge, static_cast<double>(sample.max_fds)),
+      SingleSampleFamily("process_start_time_seconds",
+                         "Start time of the process since unix epoch in seconds.",
+                         MetricType::Gauge, sample.start_time_seconds),
+      SingleSampleFamily("process_threads", "Number of OS threads in the process.",
+                         MetricType::Gauge, static_cast<double>(sample.threads)),
   };
 }
 

@@ -35,6 +35,11 @@ absl::StatusOr<ProcessSample> ParseProcStat(const std::string& stat_text,
 // be read (not Linux, no /proc), INVALID_ARGUMENT when one does not parse.
 absl::StatusOr<ProcessSample> ReadProcessSample();
 
+// A family of one unlabelled sample: a counter or a gauge of `value`.
+// REQUIRES: `type` is MetricType::Counter or MetricType::Gauge.
+prometheus::MetricFamily SingleSampleFamily(const char* name, const char* help,
+                                            prometheus::MetricType type, double value);
+
 // The families client libraries use for `sample`: process_cpu_seconds_total (counter),
 // process_resident_memory_bytes, process_virtual_memory_bytes, process_open_fds,
 // process_max_fds, process_start_time_seconds, process_threads (gauges).

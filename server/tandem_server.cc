@@ -16,6 +16,7 @@
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server_builder.h"
 #include "server/auth.h"
+#include "server/build_info.h"
 #include "server/health.h"
 #include "server/listen_check.h"
 #include "util/status_macros.h"
@@ -97,8 +98,10 @@ absl::StatusOr<std::unique_ptr<TandemServer>> TandemServer::Start(const ServerCo
   logger.Info(absl::StrCat("opened database ", config.db_path, ", tip ",
                            tip.has_value() ? absl::StrCat(tip->height) : "none"));
 
-  server->events_ = std::make_unique<EventHub>(logger);
   server->metrics_ = std::make_unique<Metrics>(std::make_shared<prometheus::Registry>());
+  server->metrics_->SetBuildInfo(CurrentBuildInfo(*wasm));
+  server->events_ =
+      std::make_unique<EventHub>(logger, /*queue_limit=*/1024, server->metrics_.get());
   server->pair_events_ = std::make_unique<PairEventFanOut>(
       std::vector<proxy::PairEventSink*>{server->events_.get(), server->metrics_.get()});
   proxy::PairOptions pair_options = PairOptionsFromConfig(config);

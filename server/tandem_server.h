@@ -74,11 +74,12 @@ class TandemServer {
   const ServerConfig config_;
   Logger& logger_;
 
-  // Destroyed in reverse order: listeners, services, pair, hub, store, module.
+  // Destroyed in reverse order: listeners, services, pair, hub, metrics (the hub counts dropped
+  // events there), store, module.
   std::unique_ptr<engine::Module> module_;
   std::unique_ptr<store::BlockStore> store_;
-  std::unique_ptr<EventHub> events_;
   std::unique_ptr<Metrics> metrics_;
+  std::unique_ptr<EventHub> events_;
   std::unique_ptr<PairEventFanOut> pair_events_;  // events_ and metrics_.
   std::unique_ptr<proxy::InstancePair> pair_;
   // Scraped by metrics_exposer_; both go before the pair and the store they read.

@@ -32,6 +32,14 @@ REQUIRED_PANELS = [
     ("views", r"views"),
     ("gRPC errors by code", r"grpc errors by code"),
     ("RSS", r"rss"),
+    ("instance failures by kind of call", r"instance failures by call"),
+    ("V8 heap per slot", r"v8 heap per slot"),
+    ("database write stalls and WAL sync time", r"write stalls and wal sync"),
+    ("gRPC calls in flight", r"calls in flight"),
+    ("time since the last commit", r"since the last commit"),
+    ("dropped watch events", r"watch events dropped"),
+    ("historical instances against their cap", r"historical instances"),
+    ("build and module identity", r"build and module"),
 ]
 
 

@@ -9,6 +9,7 @@ Runs with the system python3 (python3-grpcio, python3-protobuf, python3-yaml). E
 bounded; both servers are killed at the end, also on failure."""
 
 import argparse
+import hashlib
 import json
 import os
 import shutil
@@ -211,6 +212,40 @@ def sample_value(samples, name, labels_contain=()):
     return total
 
 
+def check_operator_metrics(samples, module_path):
+    """The metrics an operator relies on, against what the workload did: the problems found."""
+    problems = []
+    with open(module_path, "rb") as f:
+        module_sha256 = hashlib.sha256(f.read()).hexdigest()
+    build = samples.get("tandem_build_info", [])
+    if len(build) != 1 or build[0][1] != 1 or f'module_sha256="{module_sha256}"' not in build[0][0]:
+        problems.append(f"tandem_build_info is {build}, expected one series of value 1 with "
+                        f"module_sha256={module_sha256}")
+    elif 'v8_version="' not in build[0][0] or 'version="' not in build[0][0]:
+        problems.append(f"tandem_build_info lacks the versions: {build[0][0]}")
+    states = {labels: value for labels, value in samples.get("tandem_standby_state", [])}
+    if sorted(states.values()) != [0, 0, 0, 1] or not all('state="' in k for k in states):
+        problems.append(f"tandem_standby_state must be 1 for exactly one of its 4 states: {states}")
+    # Every SubmitBlock has finished: as many started as were handled.
+    submit = ('grpc_service="tandem.v1.Indexer"', 'grpc_method="SubmitBlock"')
+    started = sample_value(samples, "grpc_server_started_total", submit)
+    handled = sample_value(samples, "grpc_server_handled_total", submit)
+    if started == 0 or started != handled:
+        problems.append(f"SubmitBlock: {started} started, {handled} handled; expected equal, > 0")
+    # The malformed block failed the instance it ran on.
+    if sample_value(samples, "tandem_instance_failures_total", ('call="block"',)) < 1:
+        problems.append("tandem_instance_failures_total{call=block} did not count the malformed "
+                        "block")
+    if sample_value(samples, "tandem_historical_instances_limit") != 1:
+        problems.append("tandem_historical_instances_limit is not --historical_instances (1)")
+    last_commit = sample_value(samples, "tandem_last_commit_timestamp_seconds")
+    if abs(time.time() - last_commit) > 120:
+        problems.append(f"tandem_last_commit_timestamp_seconds is {last_commit}, not about now")
+    if "tandem_db_wal_sync_seconds_count" not in samples:
+        problems.append("tandem_db_wal_sync_seconds is missing")
+    return problems
+
+
 def prometheus_query(base, expr):
     url = f"{base}/api/v1/query?" + urllib.parse.urlencode({"query": expr})
     body = json.loads(http_get(url))
@@ -333,6 +368,7 @@ scrape_configs:
             value = sample_value(samples, name, labels)
             if value < at_least:
                 problems.append(f"{name}{list(labels)} = {value}, expected >= {at_least}")
+        problems += check_operator_metrics(samples, args.module)
 
         recording, _ = dashboard_lib.load_rules(args.rules)
         dashboard = dashboard_lib.load_dashboard(args.dashboard)

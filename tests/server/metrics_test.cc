@@ -32,8 +32,10 @@
 #include "gtest/gtest.h"
 #include "prometheus/text_serializer.h"
 #include "server/process_metrics.h"
+#include "server/write_path_metrics.h"
 #include "tests/engine/test_support.h"
 #include "tests/store/test_util.h"
+#include "util/mutex.h"
 
 namespace tandem::server {
 namespace {
@@ -107,7 +109,8 @@ TEST_F(MetricsTest, EveryFamilyExistsBeforeAnyEvent) {
         "tandem_swap_pause_seconds", "tandem_warm_seconds", "tandem_warm_failures_total",
         "tandem_replay_log_calls", "tandem_replay_log_bytes", "tandem_blocks_total",
         "tandem_block_seconds", "tandem_tip_height", "tandem_views_total", "tandem_view_seconds",
-        "tandem_db_disk_bytes"}) {
+        "tandem_db_disk_bytes", "tandem_historical_instances", "tandem_historical_instances_limit",
+        "tandem_instance_failures_total", "tandem_watch_events_dropped_total"}) {
     EXPECT_THAT(scrape.text, HasSubstr(absl::StrCat("# TYPE ", family, " "))) << family;
   }
   // The gRPC families get their series (service, method, code) with the first call; a family
@@ -127,7 +130,18 @@ TEST_F(MetricsTest, EveryFamilyExistsBeforeAnyEvent) {
   for (const char* cause : {"deadline", "replay_diverged", "guest", "host", "other"}) {
     EXPECT_EQ(scrape.Value(absl::StrCat("tandem_warm_failures_total{cause=\"", cause, "\"}")), 0);
   }
+  for (const char* call : {"block", "view", "init"}) {
+    EXPECT_EQ(scrape.Value(absl::StrCat("tandem_instance_failures_total{call=\"", call, "\"}")), 0);
+  }
+  for (const char* state : {"EMPTY", "WARMING", "READY", "FAILED"}) {
+    EXPECT_EQ(scrape.Value(absl::StrCat("tandem_standby_state{state=\"", state, "\"}")), 0);
+  }
+  EXPECT_EQ(scrape.Value("tandem_watch_events_dropped_total"), 0);
   EXPECT_EQ(scrape.Value("tandem_tip_height"), -1);
+  // Nothing committed yet: no last-commit time (not a 1970 one), no build identity yet, no call.
+  EXPECT_THAT(scrape.text, Not(HasSubstr("tandem_last_commit_timestamp_seconds ")));
+  EXPECT_THAT(scrape.text, Not(HasSubstr("tandem_build_info{")));
+  EXPECT_THAT(scrape.text, Not(HasSubstr("grpc_server_started_total{")));
   // No slot is known before the first status.
   EXPECT_THAT(scrape.text, Not(HasSubstr("tandem_instance_memory_bytes{")));
 }
@@ -191,7 +205,12 @@ TEST_F(MetricsTest, BlocksCountByOutcomeAndCommittedOnesAreTimedFrom100Microseco
     failed.cause = cause;
     metrics_.OnPairEvent(failed);
   }
-  metrics_.OnPairEvent(Event(proxy::PairEvent::Kind::kInstanceFailed));
+  for (proxy::CallKind call : {proxy::CallKind::kView, proxy::CallKind::kView,
+                               proxy::CallKind::kBlock, proxy::CallKind::kInit}) {
+    proxy::PairEvent failed = Event(proxy::PairEvent::Kind::kInstanceFailed);
+    failed.call = call;
+    metrics_.OnPairEvent(failed);
+  }
   metrics_.OnPairEvent(Event(proxy::PairEvent::Kind::kSwapDelayed));
   metrics_.OnPairEvent(Event(proxy::PairEvent::Kind::kRolledBack));
   Scrape scrape = Serialize(*registry_);
@@ -204,9 +223,37 @@ TEST_F(MetricsTest, BlocksCountByOutcomeAndCommittedOnesAreTimedFrom100Microseco
   EXPECT_EQ(scrape.Value("tandem_block_seconds_bucket{le=\"0.005\"}"), 2);
   EXPECT_EQ(scrape.Value("tandem_block_seconds_bucket{le=\"30\"}"), 2);
   EXPECT_EQ(scrape.Value("tandem_block_seconds_bucket{le=\"60\"}"), 3);
-  EXPECT_EQ(scrape.Value("tandem_instance_failures_total"), 1);
+  EXPECT_EQ(scrape.Value("tandem_instance_failures_total{call=\"block\"}"), 1);
+  EXPECT_EQ(scrape.Value("tandem_instance_failures_total{call=\"view\"}"), 2);
+  EXPECT_EQ(scrape.Value("tandem_instance_failures_total{call=\"init\"}"), 1);
   EXPECT_EQ(scrape.Value("tandem_swaps_delayed_total"), 1);
   EXPECT_EQ(scrape.Value("tandem_rollbacks_total"), 1);
+}
+
+TEST_F(MetricsTest, LastCommitTimeIsTheLatestCommitsWhateverTheOrderOfEvents) {
+  const absl::Time first = absl::FromUnixSeconds(1'700'000'000);
+  for (absl::Time time : {first, first + absl::Seconds(30), first + absl::Seconds(10)}) {
+    proxy::PairEvent committed = Event(proxy::PairEvent::Kind::kBlockCommitted);
+    committed.time = time;
+    metrics_.OnPairEvent(committed);
+  }
+  // A failed block is no commit.
+  proxy::PairEvent failed = Event(proxy::PairEvent::Kind::kBlockFailed);
+  failed.time = first + absl::Seconds(60);
+  metrics_.OnPairEvent(failed);
+  EXPECT_EQ(Serialize(*registry_).Value("tandem_last_commit_timestamp_seconds"), 1'700'000'030);
+}
+
+TEST_F(MetricsTest, BuildInfoIsOneSeriesLabelledWithTheIdentity) {
+  metrics_.SetBuildInfo({"0.1.0", "0123456789ab", "10.2.154", std::string(64, 'f')});
+  metrics_.SetBuildInfo({"0.1.0", "0123456789ab", "10.2.154", std::string(64, 'e')});
+  Scrape scrape = Serialize(*registry_);
+  EXPECT_EQ(scrape.Value(absl::StrCat(
+                "tandem_build_info{git_commit=\"0123456789ab\",module_sha256=\"",
+                std::string(64, 'e'), "\",v8_version=\"10.2.154\",version=\"0.1.0\"}")),
+            1);
+  // The identity in force only: the first module's series is gone.
+  EXPECT_THAT(scrape.text, Not(HasSubstr(std::string(64, 'f'))));
 }
 
 TEST_F(MetricsTest, ViewsCountByOutcome) {
@@ -285,6 +332,10 @@ proxy::PairStatus SomeStatus() {
   status.replay_log_calls = 3;
   status.replay_log_bytes = 1234;
   status.historical_instances = 1;
+  status.historical_instances_limit = 4;
+  status.active.memory.heap_used_bytes = 700'000;
+  status.active.memory.heap_total_bytes = 1'200'000;
+  status.active.memory.heap_limit_bytes = 256 << 20;
   return status;
 }
 
@@ -297,25 +348,36 @@ TEST_F(MetricsTest, StatusSetsTheGaugesAndAnEmptySlotHasNoSeries) {
   EXPECT_FALSE(scrape.Has("tandem_instance_memory_bytes{slot=\"standby\"}"));
   EXPECT_FALSE(scrape.Has("tandem_instance_generation{slot=\"standby\"}"));
   EXPECT_EQ(scrape.Value("tandem_instance_memory_limit_bytes"), 64 << 20);
-  EXPECT_EQ(scrape.Value("tandem_standby_state"), 1);
+  EXPECT_EQ(scrape.Value("tandem_instance_v8_heap_used_bytes{slot=\"active\"}"), 700'000);
+  EXPECT_EQ(scrape.Value("tandem_instance_v8_heap_total_bytes{slot=\"active\"}"), 1'200'000);
+  EXPECT_EQ(scrape.Value("tandem_instance_v8_heap_limit_bytes{slot=\"active\"}"), 256 << 20);
+  EXPECT_FALSE(scrape.Has("tandem_instance_v8_heap_used_bytes{slot=\"standby\"}"));
+  EXPECT_EQ(scrape.Value("tandem_standby_state{state=\"WARMING\"}"), 1);
+  EXPECT_EQ(scrape.Value("tandem_standby_state{state=\"READY\"}"), 0);
+  EXPECT_EQ(scrape.Value("tandem_standby_state{state=\"EMPTY\"}"), 0);
+  EXPECT_EQ(scrape.Value("tandem_standby_state{state=\"FAILED\"}"), 0);
   EXPECT_EQ(scrape.Value("tandem_swap_due"), 1);
   EXPECT_EQ(scrape.Value("tandem_consecutive_warm_failures"), 2);
   EXPECT_EQ(scrape.Value("tandem_tip_height"), 7);
   EXPECT_EQ(scrape.Value("tandem_replay_log_calls"), 3);
   EXPECT_EQ(scrape.Value("tandem_replay_log_bytes"), 1234);
   EXPECT_EQ(scrape.Value("tandem_historical_instances"), 1);
+  EXPECT_EQ(scrape.Value("tandem_historical_instances_limit"), 4);
   EXPECT_EQ(scrape.Value("tandem_warm_at_ratio{policy=\"threshold\"}"), 0.6);
   EXPECT_EQ(scrape.Value("tandem_swap_at_ratio{policy=\"threshold\"}"), 0.85);
 
   status.standby.present = true;
   status.standby.generation = 6;
   status.standby.memory_bytes = 1 << 20;
+  status.standby.memory.heap_used_bytes = 300'000;
   status.standby_state = proxy::StandbyState::kReady;
   metrics_.UpdateFromStatus(status);
   scrape = Serialize(*registry_);
   EXPECT_EQ(scrape.Value("tandem_instance_memory_bytes{slot=\"standby\"}"), 1 << 20);
   EXPECT_EQ(scrape.Value("tandem_instance_generation{slot=\"standby\"}"), 6);
-  EXPECT_EQ(scrape.Value("tandem_standby_state"), 2);
+  EXPECT_EQ(scrape.Value("tandem_instance_v8_heap_used_bytes{slot=\"standby\"}"), 300'000);
+  EXPECT_EQ(scrape.Value("tandem_standby_state{state=\"READY\"}"), 1);
+  EXPECT_EQ(scrape.Value("tandem_standby_state{state=\"WARMING\"}"), 0);
 
   status.standby = {};
   status.active = {};
@@ -325,7 +387,9 @@ TEST_F(MetricsTest, StatusSetsTheGaugesAndAnEmptySlotHasNoSeries) {
   scrape = Serialize(*registry_);
   EXPECT_THAT(scrape.text, Not(HasSubstr("tandem_instance_memory_bytes{")));
   EXPECT_THAT(scrape.text, Not(HasSubstr("tandem_instance_generation{")));
-  EXPECT_EQ(scrape.Value("tandem_standby_state"), 3);
+  EXPECT_THAT(scrape.text, Not(HasSubstr("tandem_instance_v8_heap_used_bytes{")));
+  EXPECT_EQ(scrape.Value("tandem_standby_state{state=\"FAILED\"}"), 1);
+  EXPECT_EQ(scrape.Value("tandem_standby_state{state=\"READY\"}"), 0);
   EXPECT_EQ(scrape.Value("tandem_tip_height"), -1);
 }
 
@@ -352,6 +416,50 @@ TEST_F(MetricsTest, StoreGauges) {
   Scrape scrape = Serialize(*registry_);
   EXPECT_GE(scrape.Value("tandem_db_live_data_bytes"), 0);
   EXPECT_GT(scrape.Value("tandem_db_disk_bytes"), 0);  // At least RocksDB's manifest and log.
+}
+
+// The write path's families come with each scrape of a store: a synced commit is a WAL sync.
+TEST_F(MetricsTest, CollectableAddsTheWritePathOfTheStore) {
+  store::testing::TempDir dir;
+  absl::StatusOr<std::unique_ptr<store::BlockStore>> store =
+      store::BlockStore::Open(dir.path() / "db", store::BlockStoreOptions{});  // fsync on.
+  ASSERT_TRUE(store.ok()) << store.status();
+  auto collectable = std::make_shared<MetricsCollectable>(metrics_, nullptr, store->get());
+  Scrape before = Serialize(collectable->Collect());
+  store::BlockCommit commit;
+  commit.height = 1;
+  commit.block_bytes = "block";
+  commit.writes = {{"k", "v"}};
+  ASSERT_TRUE((*store)->CommitBlock(commit).ok());
+  Scrape after = Serialize(collectable->Collect());
+  EXPECT_THAT(after.text, HasSubstr("# TYPE tandem_db_wal_sync_seconds summary"));
+  EXPECT_THAT(after.text, HasSubstr("# TYPE tandem_db_write_stall_seconds_total counter"));
+  EXPECT_EQ(after.Value("tandem_db_wal_sync_seconds_count") -
+                before.Value("tandem_db_wal_sync_seconds_count"),
+            1);
+  EXPECT_GT(after.Value("tandem_db_wal_sync_seconds{quantile=\"0.99\"}"), 0);
+  EXPECT_EQ(after.Value("tandem_db_write_stall_seconds_total"), 0);
+  EXPECT_EQ(after.Value("tandem_db_writes_stopped"), 0);
+  EXPECT_EQ(after.Value("tandem_db_delayed_write_rate_bytes_per_second"), 0);
+}
+
+TEST(WritePathMetricsTest, ConvertsMicrosecondsAndFlags) {
+  store::WritePathStats stats;
+  stats.stall_micros = 2'500'000;
+  stats.writes_stopped = true;
+  stats.delayed_write_rate = 16 << 20;
+  stats.wal_syncs = 4;
+  stats.wal_sync_micros = 8'000;
+  stats.wal_sync_p50_micros = 1'500;
+  stats.wal_sync_p99_micros = 3'000;
+  Scrape scrape = Serialize(WritePathMetricFamilies(stats));
+  EXPECT_EQ(scrape.Value("tandem_db_write_stall_seconds_total"), 2.5);
+  EXPECT_EQ(scrape.Value("tandem_db_writes_stopped"), 1);
+  EXPECT_EQ(scrape.Value("tandem_db_delayed_write_rate_bytes_per_second"), 16 << 20);
+  EXPECT_EQ(scrape.Value("tandem_db_wal_sync_seconds_count"), 4);
+  EXPECT_DOUBLE_EQ(scrape.Value("tandem_db_wal_sync_seconds_sum"), 0.008);
+  EXPECT_DOUBLE_EQ(scrape.Value("tandem_db_wal_sync_seconds{quantile=\"0.5\"}"), 0.0015);
+  EXPECT_DOUBLE_EQ(scrape.Value("tandem_db_wal_sync_seconds{quantile=\"0.99\"}"), 0.003);
 }
 
 TEST(ProcessMetricsTest, ParsesAStatLineWhoseCommandHoldsSpacesAndParentheses) {
@@ -416,10 +524,15 @@ TEST(MetricsWithPairTest, BlocksSwapsAndStatusReachTheScrape) {
   auto registry = std::make_shared<prometheus::Registry>();
   Metrics metrics(registry);
   {
-    proxy::InstancePair pair(*module, **store, proxy::PairOptions{}, &metrics);
+    proxy::PairOptions options;
+    options.historical_instances = 3;
+    proxy::InstancePair pair(*module, **store, options, &metrics);
     absl::Status ready = pair.WaitUntilReady(absl::Seconds(30));
     ASSERT_TRUE(ready.ok()) << ready;
     auto collectable = std::make_shared<MetricsCollectable>(metrics, &pair, store->get());
+    Scrape at_start = Serialize(collectable->Collect());
+    EXPECT_EQ(at_start.Value("tandem_historical_instances"), 0);
+    EXPECT_EQ(at_start.Value("tandem_historical_instances_limit"), 3);
 
     // An empty payload is a malformed block: the guest aborts, the block fails.
     proxy::BlockSubmission bad;
@@ -461,6 +574,25 @@ TEST(MetricsWithPairTest, BlocksSwapsAndStatusReachTheScrape) {
     EXPECT_GT(scrape.Value("tandem_instance_generation{slot=\"active\"}"), 1);
     EXPECT_GT(scrape.Value("tandem_db_disk_bytes"), 0);
     EXPECT_GT(scrape.Value("process_resident_memory_bytes"), 0);
+    // The malformed block failed its instance; no view or init call failed one.
+    EXPECT_EQ(scrape.Value("tandem_instance_failures_total{call=\"block\"}"), 1);
+    EXPECT_EQ(scrape.Value("tandem_instance_failures_total{call=\"view\"}"), 0);
+    // Under `block`, the instance that ran height 1 is kept for views there when height 2's
+    // instance takes over: one kept, of at most three.
+    EXPECT_EQ(scrape.Value("tandem_historical_instances"), 1);
+    EXPECT_EQ(scrape.Value("tandem_historical_instances_limit"), 3);
+    // The V8 heap of the active instance's isolate, read on its worker after its latest call.
+    EXPECT_GT(scrape.Value("tandem_instance_v8_heap_used_bytes{slot=\"active\"}"), 0);
+    EXPECT_GE(scrape.Value("tandem_instance_v8_heap_total_bytes{slot=\"active\"}"),
+              scrape.Value("tandem_instance_v8_heap_used_bytes{slot=\"active\"}"));
+    EXPECT_GT(scrape.Value("tandem_instance_v8_heap_limit_bytes{slot=\"active\"}"),
+              scrape.Value("tandem_instance_v8_heap_total_bytes{slot=\"active\"}"));
+    EXPECT_GT(scrape.Value("tandem_last_commit_timestamp_seconds"), 1.6e9);
+    EXPECT_EQ(scrape.Value("tandem_standby_state{state=\"READY\"}") +
+                  scrape.Value("tandem_standby_state{state=\"WARMING\"}") +
+                  scrape.Value("tandem_standby_state{state=\"EMPTY\"}") +
+                  scrape.Value("tandem_standby_state{state=\"FAILED\"}"),
+              1);
   }
 }
 
@@ -578,19 +710,36 @@ grpc::StatusCode CallRaw(const std::shared_ptr<grpc::Channel>& channel, const st
   return done.get_future().get().error_code();
 }
 
-// Stands in for tandem's services: "/test.Echo/Echo" answers its request, any other method
-// fails with NOT_FOUND.
+// Stands in for tandem's services: "/test.Echo/Echo" answers its request, "/test.Echo/Hold"
+// answers it only when the test calls ReleaseHeld, any other method fails with NOT_FOUND.
 class EchoService final : public grpc::CallbackGenericService {
  public:
   grpc::ServerGenericBidiReactor* CreateReactor(
       grpc::GenericCallbackServerContext* context) override {
-    return new Reactor(context->method() == "/test.Echo/Echo");
+    const std::string& method = context->method();
+    return new Reactor(*this, method == "/test.Echo/Echo" || method == "/test.Echo/Hold",
+                       method == "/test.Echo/Hold");
+  }
+
+  // Calls of /test.Echo/Hold whose request arrived and that wait for ReleaseHeld.
+  int held() ABSL_LOCKS_EXCLUDED(mu_) {
+    util::MutexLock lock(&mu_);
+    return static_cast<int>(held_.size());
+  }
+
+  // Answers every held call.
+  void ReleaseHeld() ABSL_LOCKS_EXCLUDED(mu_) {
+    util::MutexLock lock(&mu_);
+    for (grpc::ServerGenericBidiReactor* reactor : held_) {
+      static_cast<Reactor*>(reactor)->Answer();
+    }
+    held_.clear();
   }
 
  private:
   class Reactor final : public grpc::ServerGenericBidiReactor {
    public:
-    explicit Reactor(bool echo) {
+    Reactor(EchoService& service, bool echo, bool hold) : service_(service), hold_(hold) {
       if (echo) {
         StartRead(&request_);
       } else {
@@ -602,13 +751,24 @@ class EchoService final : public grpc::CallbackGenericService {
         Finish(grpc::Status::OK);
         return;
       }
-      StartWriteAndFinish(&request_, grpc::WriteOptions(), grpc::Status::OK);
+      if (hold_) {
+        util::MutexLock lock(&service_.mu_);
+        service_.held_.push_back(this);
+        return;
+      }
+      Answer();
     }
+    void Answer() { StartWriteAndFinish(&request_, grpc::WriteOptions(), grpc::Status::OK); }
     void OnDone() override { delete this; }
 
    private:
+    EchoService& service_;
+    const bool hold_;
     grpc::ByteBuffer request_;
   };
+
+  util::Mutex mu_;
+  std::vector<grpc::ServerGenericBidiReactor*> held_ ABSL_GUARDED_BY(mu_);
 };
 
 // The interceptor on a real server over loopback.
@@ -649,6 +809,52 @@ TEST_F(MetricsTest, GrpcInterceptorRecordsEveryCall) {
   EXPECT_EQ(scrape.Value("tandem_views_total{outcome=\"not_found\"}"), 1);
   EXPECT_EQ(scrape.Value("tandem_views_total{outcome=\"ok\"}"), 0);
   EXPECT_EQ(scrape.Value("tandem_view_seconds_count"), 1);
+  EXPECT_EQ(
+      scrape.Value("grpc_server_started_total{grpc_method=\"Echo\",grpc_service=\"test.Echo\"}"),
+      2);
+  EXPECT_EQ(scrape.Value("grpc_server_started_total{grpc_method=\"Missing\","
+                         "grpc_service=\"test.Echo\"}"),
+            1);
+}
+
+// Calls in flight are what started and has not been handled yet.
+TEST_F(MetricsTest, StartedMinusHandledIsTheCallsInFlight) {
+  EchoService service;
+  grpc::ServerBuilder builder;
+  int port = 0;
+  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+  builder.RegisterCallbackGenericService(&service);
+  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> creators;
+  creators.push_back(NewGrpcMetricsInterceptorFactory(metrics_));
+  builder.experimental().SetInterceptorCreators(std::move(creators));
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  ASSERT_NE(server, nullptr);
+  auto channel =
+      grpc::CreateChannel(absl::StrCat("127.0.0.1:", port), grpc::InsecureChannelCredentials());
+  auto in_flight = [this] {
+    Scrape scrape = Serialize(*registry_);
+    double started = 0;
+    double handled = 0;
+    for (const auto& [series, value] : scrape.samples) {
+      if (series.find("grpc_method=\"Hold\"") == std::string::npos) continue;
+      if (series.rfind("grpc_server_started_total{", 0) == 0) started += value;
+      if (series.rfind("grpc_server_handled_total{", 0) == 0) handled += value;
+    }
+    return started - handled;
+  };
+  std::vector<std::future<grpc::StatusCode>> calls;
+  for (int i = 0; i < 3; ++i) {
+    calls.push_back(std::async(std::launch::async,
+                               [&channel] { return CallRaw(channel, "/test.Echo/Hold", "x"); }));
+  }
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  while (service.held() < 3 && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(5));
+  ASSERT_EQ(service.held(), 3);
+  EXPECT_EQ(in_flight(), 3);
+  service.ReleaseHeld();
+  for (auto& call : calls) EXPECT_EQ(call.get(), grpc::StatusCode::OK);
+  server->Shutdown();
+  EXPECT_EQ(in_flight(), 0);
 }
 
 // Events, calls, status updates and scrapes from many threads at once (run under TSan too).

@@ -1,5 +1,5 @@
 // Unit tests of the server's small pieces: byte sizes, config validation, the status mapping,
-// bearer tokens, log lines, the event hub and the port file.
+// bearer tokens, log lines, the event hub (and its count of dropped events) and the port file.
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -11,6 +11,7 @@
 #include "server/convert.h"
 #include "server/event_hub.h"
 #include "server/logger.h"
+#include "server/metrics.h"
 #include "server/port_file.h"
 #include "server/status_mapping.h"
 #include "tests/server/test_server_dirs.h"
@@ -250,7 +251,9 @@ TEST(ConvertTest, RefusesHashesOfTheWrongLength) {
 TEST(EventHubTest, FansOutAndDropsTheOldestForSlowWatchers) {
   std::FILE* sink = std::tmpfile();
   Logger logger(sink);
-  EventHub hub(logger, /*queue_limit=*/2);
+  auto registry = std::make_shared<prometheus::Registry>();
+  Metrics metrics(registry);
+  EventHub hub(logger, /*queue_limit=*/2, &metrics);
   auto fast = hub.Subscribe();
   auto slow = hub.Subscribe();
   proxy::PairEvent event;
@@ -269,6 +272,14 @@ TEST(EventHubTest, FansOutAndDropsTheOldestForSlowWatchers) {
             EventHub::Subscription::Result::kEvent);
   EXPECT_EQ(got.height, 4u);
   EXPECT_EQ(dropped, 3u);
+  // The same three, for Prometheus: only the slow watcher lost any.
+  double exported = -1;
+  for (const prometheus::MetricFamily& family : registry->Collect()) {
+    if (family.name == "tandem_watch_events_dropped_total") {
+      exported = family.metric.at(0).counter.value;
+    }
+  }
+  EXPECT_EQ(exported, 3);
   ASSERT_EQ(slow->Next(absl::ZeroDuration(), &got, &dropped),
             EventHub::Subscription::Result::kEvent);
   EXPECT_EQ(got.height, 5u);
