@@ -771,17 +771,22 @@ class EchoService final : public grpc::CallbackGenericService {
   std::vector<grpc::ServerGenericBidiReactor*> held_ ABSL_GUARDED_BY(mu_);
 };
 
+// `service` on loopback, port 0 (the port chosen in *port), with the metrics interceptor.
+std::unique_ptr<grpc::Server> StartEchoServer(EchoService& service, Metrics& metrics, int* port) {
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), port);
+  builder.RegisterCallbackGenericService(&service);
+  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> creators;
+  creators.push_back(NewGrpcMetricsInterceptorFactory(metrics));
+  builder.experimental().SetInterceptorCreators(std::move(creators));
+  return builder.BuildAndStart();
+}
+
 // The interceptor on a real server over loopback.
 TEST_F(MetricsTest, GrpcInterceptorRecordsEveryCall) {
   EchoService service;
-  grpc::ServerBuilder builder;
   int port = 0;
-  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
-  builder.RegisterCallbackGenericService(&service);
-  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> creators;
-  creators.push_back(NewGrpcMetricsInterceptorFactory(metrics_));
-  builder.experimental().SetInterceptorCreators(std::move(creators));
-  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  std::unique_ptr<grpc::Server> server = StartEchoServer(service, metrics_, &port);
   ASSERT_NE(server, nullptr);
   ASSERT_GT(port, 0);
   auto channel =
@@ -820,14 +825,8 @@ TEST_F(MetricsTest, GrpcInterceptorRecordsEveryCall) {
 // Calls in flight are what started and has not been handled yet.
 TEST_F(MetricsTest, StartedMinusHandledIsTheCallsInFlight) {
   EchoService service;
-  grpc::ServerBuilder builder;
   int port = 0;
-  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
-  builder.RegisterCallbackGenericService(&service);
-  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> creators;
-  creators.push_back(NewGrpcMetricsInterceptorFactory(metrics_));
-  builder.experimental().SetInterceptorCreators(std::move(creators));
-  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  std::unique_ptr<grpc::Server> server = StartEchoServer(service, metrics_, &port);
   ASSERT_NE(server, nullptr);
   auto channel =
       grpc::CreateChannel(absl::StrCat("127.0.0.1:", port), grpc::InsecureChannelCredentials());
