@@ -48,7 +48,8 @@ inline void AppendCompactSize(std::string& out, uint64_t value) {
 // Not thread-safe.
 class SyntheticBlocks {
  public:
-  explicit SyntheticBlocks(uint32_t seed, int max_spends = 3) : random_(seed), max_spends_(max_spends) {}
+  explicit SyntheticBlocks(uint32_t seed, int max_spends = 3)
+      : random_(seed), max_spends_(max_spends) {}
 
   std::string Next(uint32_t height) {
     std::vector<std::string> transactions;
@@ -96,7 +97,8 @@ class SyntheticBlocks {
     for (int i = 0; i < outputs; ++i) {
       AppendU64Le(tx, 1000 + random_() % 100000);
       // One of a few scripts, so per-script totals accumulate across blocks.
-      std::string script = "\x76\xa9\x14" + std::string(20, static_cast<char>('a' + random_() % 5)) + "\x88\xac";
+      std::string script =
+          "\x76\xa9\x14" + std::string(20, static_cast<char>('a' + random_() % 5)) + "\x88\xac";
       AppendCompactSize(tx, script.size());
       tx.append(script);
     }
@@ -128,7 +130,8 @@ inline std::vector<std::string> LoadFixtureBlocks(const std::string& path) {
     if (start == std::string::npos) break;
     size_t end = json.find('"', start + 1);
     if (end == std::string::npos) break;
-    blocks.push_back(absl::HexStringToBytes(absl::string_view(json).substr(start + 1, end - start - 1)));
+    blocks.push_back(
+        absl::HexStringToBytes(absl::string_view(json).substr(start + 1, end - start - 1)));
     at = end + 1;
   }
   return blocks;

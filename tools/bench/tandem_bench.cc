@@ -52,6 +52,8 @@
 #include "tandem/v1/tandem.grpc.pb.h"
 #include "tools/bench/bitcoin_blocks.h"
 #include "tools/bench/ceiling.h"
+#include "tools/bench/harness.h"
+#include "tools/bench/pair_scenarios.h"
 #include "tools/client/connection.h"
 #include "tools/client/json.h"
 #include "tools/client/proto_time.h"
@@ -90,318 +92,32 @@ ABSL_FLAG(absl::Duration, view_duration, absl::Seconds(4), "Length of each view 
 ABSL_FLAG(bool, fsync, true, "Passed to tandemd --fsync (its default: fsync on every commit).");
 ABSL_FLAG(std::string, extra_tandemd_flags, "",
           "More tandemd flags, space-separated (e.g. --memory_limit=256MiB).");
+ABSL_FLAG(std::string, scenarios, "stream_views,past_views,flood",
+          "Pair scenarios after the ingest runs (empty: none): `stream_views` (swap pauses under "
+          "streamed ingest with view clients), `past_views` (views at many past heights, each on "
+          "a fresh instance), `flood` (clients whose views abort, against honest clients).");
+ABSL_FLAG(std::string, scenario_guest, "bitcoin_indexer",
+          "Guest of the stream_views and past_views scenarios (flood always uses "
+          "bitcoin_indexer, whose `outpoint` view aborts on a short request).");
+ABSL_FLAG(int, stream_view_blocks, 2000, "Blocks streamed in the stream_views scenario.");
+ABSL_FLAG(int, stream_view_clients, 8, "View clients of the stream_views scenario.");
+ABSL_FLAG(int, past_view_heights, 1000, "Distinct past heights viewed in past_views.");
+ABSL_FLAG(int, past_view_clients, 8, "View clients of the past_views scenario.");
+ABSL_FLAG(std::string, flood_policies, "block,none", "Policies of the flood scenario.");
+ABSL_FLAG(int, flooders, 4, "Clients whose views abort, in the flood scenario.");
+ABSL_FLAG(int, flood_honest_clients, 2, "Honest view clients of the flood scenario.");
+ABSL_FLAG(absl::Duration, flood_duration, absl::Seconds(5),
+          "Ingest time of each half (alone, flooded) of the flood scenario.");
+ABSL_FLAG(int, leaky_blocks, 0,
+          "When more than 0: that many blocks of the leaky guest under `block`, with tandemd's "
+          "RSS and VmSize sampled every 1,000 (100000 for the memory target; takes minutes).");
 ABSL_FLAG(std::string, json_out, "tandem-bench.json", "Where to write the JSON results.");
 ABSL_FLAG(std::string, markdown_out, "", "Where to write the Markdown table (also printed).");
 
 namespace tandem::bench {
 namespace {
 
-using Clock = std::chrono::steady_clock;
 namespace v1 = ::tandem::v1;
-
-double SecondsSince(Clock::time_point start) {
-  return std::chrono::duration<double>(Clock::now() - start).count();
-}
-
-double Quantile(std::vector<double> samples, double q) {
-  if (samples.empty()) return 0;
-  std::sort(samples.begin(), samples.end());
-  size_t rank = static_cast<size_t>(q * static_cast<double>(samples.size()));
-  return samples[std::min(rank, samples.size() - 1)];
-}
-
-double DurationMicros(const google::protobuf::Duration& d) {
-  return absl::ToDoubleMicroseconds(client::FromProto(d));
-}
-
-std::vector<std::string> SplitList(const std::string& text) {
-  return absl::StrSplit(text, ',', absl::SkipEmpty());
-}
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  return buffer.str();
-}
-
-// ---------------------------------------------------------------------------------------------
-// Child processes: every tandemd started is killed on exit, on SIGINT/SIGTERM, and (through
-// PR_SET_PDEATHSIG) when tandem-bench itself dies.
-
-constexpr int kMaxChildren = 16;
-// Signal handlers read these: lock-free atomics, set before the child can outlive us.
-std::atomic<pid_t> g_children[kMaxChildren];
-
-void RegisterChild(pid_t pid) {
-  for (auto& slot : g_children) {
-    pid_t expected = 0;
-    if (slot.compare_exchange_strong(expected, pid)) return;
-  }
-}
-void UnregisterChild(pid_t pid) {
-  for (auto& slot : g_children) {
-    pid_t expected = pid;
-    if (slot.compare_exchange_strong(expected, 0)) return;
-  }
-}
-void KillChildren() {
-  for (auto& slot : g_children) {
-    pid_t pid = slot.exchange(0);
-    if (pid > 0) kill(pid, SIGKILL);
-  }
-}
-void OnSignal(int signal) {
-  KillChildren();
-  _exit(128 + signal);
-}
-
-// A free loopback port (bound and released; tandemd binds it right after).
-absl::StatusOr<int> PickFreePort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) return absl::UnavailableError("socket() failed");
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  address.sin_port = 0;
-  socklen_t len = sizeof address;
-  if (bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0 ||
-      getsockname(fd, reinterpret_cast<sockaddr*>(&address), &len) != 0) {
-    close(fd);
-    return absl::UnavailableError("could not bind a loopback port");
-  }
-  int port = ntohs(address.sin_port);
-  close(fd);
-  return port;
-}
-
-// One tandemd with its own temporary database and loopback ports.
-class Tandemd {
- public:
-  struct Config {
-    std::string module_path;
-    std::string policy;
-  };
-
-  // Starts tandemd and waits (up to 60 s) until its pair has an instance ready to serve.
-  static absl::StatusOr<std::unique_ptr<Tandemd>> Start(const Config& config) {
-    auto server = std::unique_ptr<Tandemd>(new Tandemd());
-    std::string pattern = (std::filesystem::temp_directory_path() / "tandem-bench-XXXXXX").string();
-    if (mkdtemp(pattern.data()) == nullptr) return absl::UnavailableError("mkdtemp failed");
-    server->dir_ = pattern;
-    absl::StatusOr<int> port = PickFreePort();
-    absl::StatusOr<int> admin_port = PickFreePort();
-    if (!port.ok()) return port.status();
-    if (!admin_port.ok()) return admin_port.status();
-    server->addr_ = absl::StrCat("127.0.0.1:", *port);
-    server->admin_addr_ = absl::StrCat("127.0.0.1:", *admin_port);
-    server->log_path_ = (server->dir_ / "tandemd.log").string();
-
-    std::vector<std::string> args = {
-        absl::GetFlag(FLAGS_tandemd),
-        absl::StrCat("--module=", config.module_path),
-        absl::StrCat("--db=", (server->dir_ / "db").string()),
-        absl::StrCat("--listen=", server->addr_),
-        absl::StrCat("--admin_listen=", server->admin_addr_),
-        "--metrics_listen=",
-        absl::StrCat("--swap_policy=", config.policy),
-        absl::StrCat("--fsync=", absl::GetFlag(FLAGS_fsync) ? "true" : "false"),
-    };
-    for (absl::string_view extra :
-         absl::StrSplit(absl::GetFlag(FLAGS_extra_tandemd_flags), ' ', absl::SkipEmpty())) {
-      args.emplace_back(extra);
-    }
-    pid_t pid = fork();
-    if (pid < 0) return absl::UnavailableError("fork failed");
-    if (pid == 0) {
-      prctl(PR_SET_PDEATHSIG, SIGKILL);
-      FILE* log = std::fopen(server->log_path_.c_str(), "w");
-      if (log != nullptr) {
-        dup2(fileno(log), STDOUT_FILENO);
-        dup2(fileno(log), STDERR_FILENO);
-      }
-      std::vector<char*> argv;
-      for (std::string& arg : args) argv.push_back(arg.data());
-      argv.push_back(nullptr);
-      execv(argv[0], argv.data());
-      std::perror("execv tandemd");
-      _exit(127);
-    }
-    server->pid_ = pid;
-    RegisterChild(pid);
-
-    client::ConnectionOptions options;
-    options.address = server->addr_;
-    options.call_timeout = absl::Seconds(120);
-    server->public_ = std::make_unique<client::Connection>(options);
-    options.address = server->admin_addr_;
-    server->admin_ = std::make_unique<client::Connection>(options);
-
-    const absl::Time deadline = absl::Now() + absl::Seconds(60);
-    while (absl::Now() < deadline) {
-      int wstatus;
-      if (waitpid(pid, &wstatus, WNOHANG) == pid) {
-        UnregisterChild(pid);
-        server->pid_ = 0;
-        return absl::UnavailableError(
-            absl::StrCat("tandemd exited during start-up: ", server->LogTail()));
-      }
-      auto context = server->admin_->UnaryContext(absl::Milliseconds(500));
-      v1::StatusResponse status;
-      // Ready once an instance can serve: the active, or (before the first call promotes it)
-      // a READY standby.
-      if (server->admin_->admin().Status(context.get(), v1::StatusRequest(), &status).ok() &&
-          (status.active().present() || status.standby_state() == v1::STANDBY_STATE_READY)) {
-        return server;
-      }
-      absl::SleepFor(absl::Milliseconds(20));
-    }
-    return absl::DeadlineExceededError(
-        absl::StrCat("tandemd did not become ready within 60 s: ", server->LogTail()));
-  }
-
-  // Closes the client connections, sends SIGTERM, then SIGKILL after 10 s; removes the database.
-  ~Tandemd() {
-    public_.reset();
-    admin_.reset();
-    if (pid_ > 0) {
-      kill(pid_, SIGTERM);
-      const absl::Time deadline = absl::Now() + absl::Seconds(10);
-      int wstatus;
-      while (waitpid(pid_, &wstatus, WNOHANG) != pid_) {
-        if (absl::Now() > deadline) {
-          std::fprintf(stderr, "(tandemd %d did not exit within 10 s of SIGTERM; killed) ", pid_);
-          kill(pid_, SIGKILL);
-          waitpid(pid_, &wstatus, 0);
-          break;
-        }
-        absl::SleepFor(absl::Milliseconds(10));
-      }
-      UnregisterChild(pid_);
-    }
-    std::error_code ignored;
-    if (!dir_.empty()) std::filesystem::remove_all(dir_, ignored);
-  }
-
-  // VmHWM of the process: its peak resident set, in bytes (0 when unreadable).
-  uint64_t PeakRssBytes() const {
-    std::ifstream status(absl::StrCat("/proc/", pid_, "/status"));
-    std::string line;
-    while (std::getline(status, line)) {
-      if (absl::StartsWith(line, "VmHWM:")) {
-        uint64_t kib = 0;
-        std::string number(absl::StripAsciiWhitespace(absl::StripSuffix(line.substr(6), "kB")));
-        absl::SimpleAtoi(absl::StripAsciiWhitespace(number), &kib);
-        return kib * 1024;
-      }
-    }
-    return 0;
-  }
-
-  std::string LogTail() const {
-    std::string log = ReadFile(log_path_);
-    if (log.size() > 2000) log = log.substr(log.size() - 2000);
-    return absl::StrCat("(log ", log_path_, ")\n", log);
-  }
-
-  // The public listener (Indexer) and the admin listener (Admin), plaintext on loopback.
-  client::Connection& public_connection() { return *public_; }
-  client::Connection& admin_connection() { return *admin_; }
-  v1::Indexer::Stub& indexer() { return public_->indexer(); }
-  v1::Admin::Stub& admin() { return admin_->admin(); }
-
- private:
-  Tandemd() = default;
-
-  std::filesystem::path dir_;
-  std::string addr_, admin_addr_, log_path_;
-  pid_t pid_ = 0;
-  std::unique_ptr<client::Connection> public_;
-  std::unique_ptr<client::Connection> admin_;
-};
-
-// Collects swap pauses and warm durations from Admin.WatchEvents on its own thread.
-class EventWatcher {
- public:
-  explicit EventWatcher(client::Connection& admin) : context_(admin.StreamContext()) {
-    thread_ = std::thread([this, &admin] {
-      std::unique_ptr<grpc::ClientReader<v1::PairEvent>> reader =
-          admin.admin().WatchEvents(context_.get(), v1::WatchEventsRequest());
-      v1::PairEvent event;
-      while (reader->Read(&event)) {
-        std::lock_guard<std::mutex> lock(mu_);
-        if (event.kind() == v1::PairEvent::KIND_SWAP && event.reason() != v1::SWAP_REASON_STARTUP) {
-          pauses_us_.push_back(DurationMicros(event.pause()));
-        } else if (event.kind() == v1::PairEvent::KIND_WARM_READY) {
-          warms_us_.push_back(DurationMicros(event.duration()));
-        }
-        dropped_ += event.dropped_before();
-      }
-      reader->Finish();
-    });
-  }
-  ~EventWatcher() { Stop(); }
-  void Stop() {
-    if (!thread_.joinable()) return;
-    absl::SleepFor(absl::Milliseconds(50));  // Let the last events of the run arrive.
-    context_->TryCancel();
-    thread_.join();
-  }
-  std::vector<double> pauses_us() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return pauses_us_;
-  }
-  std::vector<double> warms_us() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return warms_us_;
-  }
-  uint64_t dropped() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return dropped_;
-  }
-
- private:
-  const std::unique_ptr<grpc::ClientContext> context_;
-  std::mutex mu_;
-  std::vector<double> pauses_us_;  // Guarded by mu_.
-  std::vector<double> warms_us_;   // Guarded by mu_.
-  uint64_t dropped_ = 0;           // Guarded by mu_.
-  std::thread thread_;
-};
-
-// Clients calling a view at the tip in a loop, each on its own thread.
-class ViewClients {
- public:
-  ViewClients(client::Connection& connection, const std::string& view, int clients) {
-    for (int i = 0; i < clients; ++i) {
-      threads_.emplace_back([this, &connection, view] {
-        while (!stop_.load(std::memory_order_relaxed)) {
-          auto context = connection.UnaryContext(absl::Seconds(10));
-          v1::ViewRequest request;
-          request.set_name(view);
-          v1::ViewResponse response;
-          grpc::Status status = connection.indexer().View(context.get(), request, &response);
-          (status.ok() ? ok_ : failed_).fetch_add(1, std::memory_order_relaxed);
-        }
-      });
-    }
-  }
-  ~ViewClients() { Stop(); }
-  void Stop() {
-    stop_ = true;
-    for (std::thread& thread : threads_) thread.join();
-    threads_.clear();
-  }
-  uint64_t ok() const { return ok_.load(); }
-  uint64_t failed() const { return failed_.load(); }
-
- private:
-  // Atomics: a stop flag and counters, read only to stop and to report.
-  std::atomic<bool> stop_{false};
-  std::atomic<uint64_t> ok_{0};
-  std::atomic<uint64_t> failed_{0};
-  std::vector<std::thread> threads_;
-};
 
 // ---------------------------------------------------------------------------------------------
 // Runs.
@@ -434,24 +150,19 @@ struct RunResult {
   std::optional<double> vs_ceiling;  // `real` runs: blocks/s over the ceiling's (same guest)
 };
 
-// Hands out block `height` of a block set, making synthetic blocks on demand (every run of a
-// set sees the same bytes at the same height).
-class BlockSource {
- public:
-  BlockSource(std::vector<std::string> prefix) : blocks_(std::move(prefix)) {}
-  const std::string& At(uint32_t height) {
-    std::lock_guard<std::mutex> lock(mu_);
-    while (blocks_.size() < height) {
-      blocks_.push_back(generator_.Next(static_cast<uint32_t>(blocks_.size() + 1)));
-    }
-    return blocks_[height - 1];
+// The tandemd of a run: `guest` under `policy`, with the flags tandem-bench was given.
+Tandemd::Config TandemdConfig(const std::string& guest, const std::string& policy) {
+  Tandemd::Config config;
+  config.binary = absl::GetFlag(FLAGS_tandemd);
+  config.module_path = absl::StrCat(absl::GetFlag(FLAGS_guest_dir), "/", guest, ".wasm");
+  config.policy = policy;
+  config.fsync = absl::GetFlag(FLAGS_fsync);
+  for (absl::string_view extra :
+       absl::StrSplit(absl::GetFlag(FLAGS_extra_tandemd_flags), ' ', absl::SkipEmpty())) {
+    config.extra_flags.emplace_back(extra);
   }
-
- private:
-  std::mutex mu_;
-  std::vector<std::string> blocks_;  // Guarded by mu_; height h at index h - 1.
-  SyntheticBlocks generator_{42};    // Guarded by mu_.
-};
+  return config;
+}
 
 std::string ViewOf(const std::string& guest) {
   return guest == "bench_guest" ? "stats" : "block_summary";
@@ -460,10 +171,8 @@ std::string ViewOf(const std::string& guest) {
 RunResult Run(const RunSpec& spec, BlockSource& source) {
   RunResult result;
   result.spec = spec;
-  Tandemd::Config config;
-  config.module_path = absl::StrCat(absl::GetFlag(FLAGS_guest_dir), "/", spec.guest, ".wasm");
-  config.policy = spec.policy;
-  absl::StatusOr<std::unique_ptr<Tandemd>> server = Tandemd::Start(config);
+  absl::StatusOr<std::unique_ptr<Tandemd>> server =
+      Tandemd::Start(TandemdConfig(spec.guest, spec.policy));
   if (!server.ok()) {
     result.error = server.status().ToString();
     return result;
@@ -491,8 +200,9 @@ RunResult Run(const RunSpec& spec, BlockSource& source) {
       result.error = absl::StrCat("block 1: ", status.error_message());
       return result;
     }
-    views = std::make_unique<ViewClients>(tandemd.public_connection(), ViewOf(spec.guest),
-                                          spec.view_clients);
+    const v1::ViewRequest at_tip = ViewAtTip(ViewOf(spec.guest));
+    views = std::make_unique<ViewClients>(tandemd.public_connection(), spec.view_clients,
+                                          [at_tip](int) { return at_tip; });
   }
   const uint32_t first = view_run ? 2 : 1;
   const auto start = Clock::now();
@@ -566,7 +276,7 @@ RunResult Run(const RunSpec& spec, BlockSource& source) {
   result.warms = events.warms_us().size();
   result.warm_p50_ms = Quantile(events.warms_us(), 0.5) / 1e3;
   result.events_dropped = events.dropped();
-  result.peak_rss_mb = static_cast<double>(tandemd.PeakRssBytes()) / (1 << 20);
+  result.peak_rss_mb = static_cast<double>(tandemd.Memory().peak_rss_bytes) / (1 << 20);
   return result;
 }
 
@@ -627,7 +337,8 @@ client::Json RatioJson(const std::optional<double>& ratio) {
 
 // `extra`: more top-level members (the ceiling).
 std::string Json(const Machine& machine, const std::vector<RunResult>& results,
-                 const std::string& command, const client::Json& extra) {
+                 const std::vector<ScenarioReport>& scenarios, const std::string& command,
+                 const client::Json& extra) {
   client::Json document;
   document["machine"] = {{"cores", machine.cores},
                          {"cpu", machine.cpu},
@@ -668,6 +379,12 @@ std::string Json(const Machine& machine, const std::vector<RunResult>& results,
     runs.push_back(std::move(run));
   }
   document["runs"] = std::move(runs);
+  client::Json scenario_list = client::Json::array();
+  for (const ScenarioReport& scenario : scenarios) {
+    scenario_list.push_back(
+        {{"name", scenario.name}, {"error", scenario.error}, {"figures", scenario.figures}});
+  }
+  document["scenarios"] = std::move(scenario_list);
   for (const auto& [key, value] : extra.items()) document[key] = value;
   return client::DumpJson(document, /*indent=*/2) + "\n";
 }
@@ -684,51 +401,70 @@ std::string Ratio(const std::optional<double>& ratio) {
 }
 
 std::string Markdown(const Machine& machine, const std::vector<RunResult>& results,
-                     const std::string& command) {
+                     const std::vector<ScenarioReport>& scenarios, const std::string& command) {
   std::string out = absl::StrFormat(
       "Machine: %u cores, %s, %.1f GiB RAM; %s; load average before %s, after %s.\n\n",
       machine.cores, machine.cpu, machine.ram_gib, machine.date, machine.load_before,
       machine.load_after);
   absl::StrAppend(&out, "Command: `", command, "`\n\n");
-  absl::StrAppend(&out,
-                  "| guest | blocks | policy | mode | blocks/s | vs none | vs sync | latency p50 / "
-                  "p99 ms | swaps | swap pause p50 / p99 / max µs | warm p50 ms | peak RSS MiB |\n"
-                  "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
-  for (const RunResult& r : results) {
-    if (r.spec.view_clients > 0) continue;
-    if (!r.error.empty() && r.blocks == 0) {
-      absl::StrAppend(&out, "| ", r.spec.guest, " | ", r.spec.block_set, " | ", r.spec.policy,
-                      " | ", r.spec.stream ? "stream" : "unary", " | failed: ", OneLine(r.error),
-                      " | | | | | | | |\n");
-      continue;
+  const auto any = [&](bool with_views) {
+    return std::any_of(results.begin(), results.end(),
+                       [&](const RunResult& r) { return (r.spec.view_clients > 0) == with_views; });
+  };
+  if (any(false)) {
+    absl::StrAppend(
+        &out,
+        "| guest | blocks | policy | mode | blocks/s | vs none | vs sync | latency p50 / "
+        "p99 ms | swaps | swap pause p50 / p99 / max µs | warm p50 ms | peak RSS MiB |\n"
+        "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    for (const RunResult& r : results) {
+      if (r.spec.view_clients > 0) continue;
+      if (!r.error.empty() && r.blocks == 0) {
+        absl::StrAppend(&out, "| ", r.spec.guest, " | ", r.spec.block_set, " | ", r.spec.policy,
+                        " | ", r.spec.stream ? "stream" : "unary", " | failed: ", OneLine(r.error),
+                        " | | | | | | | |\n");
+        continue;
+      }
+      absl::StrAppendFormat(&out,
+                            "| %s | %s ×%d | %s | %s | %.1f | %s | %s | %.2f / %.2f | %d | %.1f / "
+                            "%.1f / %.1f | %.2f | %.0f |\n",
+                            r.spec.guest, r.spec.block_set, r.blocks, r.spec.policy,
+                            r.spec.stream ? "stream" : "unary", r.blocks_per_s, Ratio(r.vs_none),
+                            Ratio(r.vs_sync), r.latency_p50_ms, r.latency_p99_ms,
+                            static_cast<int>(r.swaps), r.pause_p50_us, r.pause_p99_us,
+                            r.pause_max_us, r.warm_p50_ms, r.peak_rss_mb);
     }
-    absl::StrAppendFormat(&out,
-                          "| %s | %s ×%d | %s | %s | %.1f | %s | %s | %.2f / %.2f | %d | %.1f / "
-                          "%.1f / %.1f | %.2f | %.0f |\n",
-                          r.spec.guest, r.spec.block_set, r.blocks, r.spec.policy,
-                          r.spec.stream ? "stream" : "unary", r.blocks_per_s, Ratio(r.vs_none),
-                          Ratio(r.vs_sync), r.latency_p50_ms, r.latency_p99_ms,
-                          static_cast<int>(r.swaps), r.pause_p50_us, r.pause_p99_us, r.pause_max_us,
-                          r.warm_p50_ms, r.peak_rss_mb);
   }
-  absl::StrAppend(&out,
-                  "\nViews while ingest runs (small blocks, unary ingest):\n\n"
-                  "| guest | policy | view clients | views/s | view failures | blocks/s during | "
-                  "swap pause p50 / p99 / max µs | peak RSS MiB |\n"
-                  "|---|---|---:|---:|---:|---:|---:|---:|\n");
-  for (const RunResult& r : results) {
-    if (r.spec.view_clients == 0) continue;
-    if (!r.error.empty() && r.blocks == 0) {
-      absl::StrAppend(&out, "| ", r.spec.guest, " | ", r.spec.policy, " | ", r.spec.view_clients,
-                      " | failed: ", OneLine(r.error), " | | | | |\n");
-      continue;
+  if (any(true)) {
+    absl::StrAppend(&out,
+                    "\nViews while ingest runs (small blocks, unary ingest):\n\n"
+                    "| guest | policy | view clients | views/s | view failures | blocks/s during | "
+                    "swap pause p50 / p99 / max µs | peak RSS MiB |\n"
+                    "|---|---|---:|---:|---:|---:|---:|---:|\n");
+    for (const RunResult& r : results) {
+      if (r.spec.view_clients == 0) continue;
+      if (!r.error.empty() && r.blocks == 0) {
+        absl::StrAppend(&out, "| ", r.spec.guest, " | ", r.spec.policy, " | ", r.spec.view_clients,
+                        " | failed: ", OneLine(r.error), " | | | | |\n");
+        continue;
+      }
+      absl::StrAppendFormat(
+          &out, "| %s | %s | %d | %.0f | %d | %.1f | %.1f / %.1f / %.1f | %.0f |\n", r.spec.guest,
+          r.spec.policy, r.spec.view_clients, r.views_per_s, static_cast<int>(r.view_failures),
+          r.blocks_per_s, r.pause_p50_us, r.pause_p99_us, r.pause_max_us, r.peak_rss_mb);
     }
-    absl::StrAppendFormat(&out, "| %s | %s | %d | %.0f | %d | %.1f | %.1f / %.1f / %.1f | %.0f |\n",
-                          r.spec.guest, r.spec.policy, r.spec.view_clients, r.views_per_s,
-                          static_cast<int>(r.view_failures), r.blocks_per_s, r.pause_p50_us,
-                          r.pause_p99_us, r.pause_max_us, r.peak_rss_mb);
+  }
+  if (!scenarios.empty()) absl::StrAppend(&out, "\nScenarios:\n\n");
+  for (const ScenarioReport& scenario : scenarios) {
+    absl::StrAppend(&out, "- ",
+                    scenario.markdown.empty() ? scenario.name + "\n" : scenario.markdown);
   }
   std::vector<std::string> errors;
+  for (const ScenarioReport& scenario : scenarios) {
+    if (!scenario.error.empty()) {
+      errors.push_back(absl::StrCat("- ", scenario.name, ": ", OneLine(scenario.error)));
+    }
+  }
   for (const RunResult& r : results) {
     if (!r.error.empty()) {
       errors.push_back(absl::StrCat(
@@ -795,10 +531,7 @@ int Main(int argc, char** argv) {
   std::string command = "tandem-bench";
   for (int i = 1; i < argc; ++i) absl::StrAppend(&command, " ", argv[i]);
 
-  signal(SIGINT, OnSignal);
-  signal(SIGTERM, OnSignal);
-  signal(SIGHUP, OnSignal);
-  std::atexit(KillChildren);
+  KillChildrenOnExit();
 
   if (access(absl::GetFlag(FLAGS_tandemd).c_str(), X_OK) != 0) {
     std::fprintf(stderr, "tandem-bench: no tandemd at %s (build it, or pass --tandemd)\n",
@@ -887,14 +620,43 @@ int Main(int argc, char** argv) {
       if (base.spec.policy == "sync") r.vs_sync = r.blocks_per_s / base.blocks_per_s;
     }
   }
+  std::vector<ScenarioReport> scenarios;
+  const TandemdConfigFor config_for = TandemdConfig;
+  for (const std::string& name : SplitList(absl::GetFlag(FLAGS_scenarios))) {
+    std::fprintf(stderr, "scenario: %s ... ", name.c_str());
+    if (name == "stream_views") {
+      scenarios.push_back(StreamWithViews(
+          config_for, *sources["small"], absl::GetFlag(FLAGS_scenario_guest),
+          absl::GetFlag(FLAGS_stream_view_blocks), absl::GetFlag(FLAGS_stream_view_clients)));
+    } else if (name == "past_views") {
+      scenarios.push_back(PastHeightViews(
+          config_for, *sources["small"], absl::GetFlag(FLAGS_scenario_guest),
+          absl::GetFlag(FLAGS_past_view_heights), absl::GetFlag(FLAGS_past_view_clients)));
+    } else if (name == "flood") {
+      for (const std::string& policy : SplitList(absl::GetFlag(FLAGS_flood_policies))) {
+        scenarios.push_back(FailingViewFlood(
+            config_for, *sources["small"], policy, absl::GetFlag(FLAGS_flooders),
+            absl::GetFlag(FLAGS_flood_honest_clients), absl::GetFlag(FLAGS_flood_duration)));
+      }
+    } else {
+      std::fprintf(stderr, "unknown scenario %s\n", name.c_str());
+      return 2;
+    }
+    std::fprintf(stderr, "%s\n", scenarios.back().error.empty() ? "done" : "failed");
+  }
+  if (const int leaky = absl::GetFlag(FLAGS_leaky_blocks); leaky > 0) {
+    std::fprintf(stderr, "scenario: leaky_long_run ... ");
+    scenarios.push_back(LeakyLongRun(config_for, leaky));
+    std::fprintf(stderr, "%s\n", scenarios.back().error.empty() ? "done" : "failed");
+  }
   machine.load_after = LoadAverage();
   AddCeilingRatios(ceilings, results);
 
   client::Json extra;
   if (!ceilings.empty()) extra["ceiling"] = CeilingJson(ceilings);
-  const std::string json = Json(machine, results, command, extra);
+  const std::string json = Json(machine, results, scenarios, command, extra);
   const std::string markdown =
-      Markdown(machine, results, command) + CeilingMarkdown(ceilings, results);
+      Markdown(machine, results, scenarios, command) + CeilingMarkdown(ceilings, results);
   std::cout << markdown;
   if (const std::string path = absl::GetFlag(FLAGS_json_out); !path.empty()) {
     std::ofstream(path) << json;
@@ -905,6 +667,7 @@ int Main(int argc, char** argv) {
   }
   bool failed = false;
   for (const RunResult& r : results) failed |= !r.error.empty();
+  for (const ScenarioReport& scenario : scenarios) failed |= !scenario.error.empty();
   return failed ? 1 : 0;
 }
 

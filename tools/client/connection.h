@@ -26,6 +26,9 @@ struct ConnectionOptions {
   absl::Duration call_timeout = absl::Seconds(60);
   // The largest message received or sent; -1 lets the server's own limit decide.
   int max_message_bytes = -1;
+  // A TCP connection of this channel's own. gRPC otherwise shares one connection among the
+  // channels of a process to the same address; load tools that stand for separate clients set it.
+  bool own_connection = false;
 };
 
 // Reads a PEM file for ConnectionOptions::tls_ca_pem. Returns NOT_FOUND naming the path when it
