@@ -15,6 +15,7 @@
 
 #include "benchmark/benchmark.h"
 #include "benchmarks/bench_support.h"
+#include "benchmarks/map_state.h"
 #include "engine/instance.h"
 #include "proxy/store_reader.h"
 #include "store/block_store.h"
@@ -28,30 +29,6 @@ using Clock = std::chrono::steady_clock;
 constexpr int kBlocks = 320;  // the fixtures, 16 times
 
 enum Mode { kMap = 0, kStoreSequential = 1, kStorePipelined = 2 };
-
-// The committed state as one map: blocks run one after another, so the map is the state at
-// height - 1.
-class MapReader final : public engine::StateReader {
- public:
-  absl::StatusOr<std::optional<std::string>> Get(absl::string_view key,
-                                                 uint32_t /*height*/) const override {
-    auto it = state_.find(key);
-    if (it == state_.end()) return std::nullopt;
-    return it->second;
-  }
-  void Apply(util::WriteSet& writes) {
-    for (auto& [key, value] : writes) {
-      if (value.empty()) {
-        state_.erase(key);
-      } else {
-        state_.insert_or_assign(key, std::move(value));
-      }
-    }
-  }
-
- private:
-  std::map<std::string, std::string, std::less<>> state_;
-};
 
 const std::vector<std::string>& Fixtures() {
   static const auto* fixtures = new std::vector<std::string>(LoadFixtureBlocks(TANDEM_FIXTURES));

@@ -21,6 +21,7 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/strings/str_format.h"
+#include "benchmarks/map_state.h"
 #include "engine/instance.h"
 #include "engine/module.h"
 #include "engine/platform.h"
@@ -40,33 +41,6 @@ namespace tandem::bench {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-// The committed state as one map: every block reads the state after the block before it, which
-// is exactly the map as it stands, because blocks run one after another.
-class MapReader final : public engine::StateReader {
- public:
-  absl::StatusOr<std::optional<std::string>> Get(absl::string_view key,
-                                                 uint32_t /*height*/) const override {
-    auto it = state_.find(key);
-    if (it == state_.end()) return std::nullopt;
-    return it->second;
-  }
-
-  void Apply(engine::BlockWrites& writes) {
-    for (auto& [key, value] : writes) {
-      if (value.empty()) {
-        state_.erase(key);
-      } else {
-        state_.insert_or_assign(key, std::move(value));
-      }
-    }
-  }
-
-  size_t size() const { return state_.size(); }
-
- private:
-  std::map<std::string, std::string, std::less<>> state_;
-};
 
 std::string ReadFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
