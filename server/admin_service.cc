@@ -7,11 +7,12 @@
 namespace tandem::server {
 
 AdminService::AdminService(proxy::InstancePair& pair, EventHub& events, std::string token,
-                           std::string module_path)
+                           std::string module_path, store::NodeIdentity identity)
     : pair_(pair),
       events_(events),
       token_(std::move(token)),
-      module_path_(std::move(module_path)) {}
+      module_path_(std::move(module_path)),
+      identity_(std::move(identity)) {}
 
 grpc::Status AdminService::Status(grpc::ServerContext* context,
                                   const tandem::v1::StatusRequest* /*request*/,
@@ -19,6 +20,7 @@ grpc::Status AdminService::Status(grpc::ServerContext* context,
   if (grpc::Status auth = CheckBearerToken(*context, token_); !auth.ok()) return auth;
   ToProto(pair_.Status(), response);
   response->set_module_path(module_path_);
+  response->set_module_sha256(identity_.module_sha256);
   return grpc::Status::OK;
 }
 

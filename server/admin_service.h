@@ -6,6 +6,7 @@
 
 #include "proxy/instance_pair.h"
 #include "server/event_hub.h"
+#include "store/node_identity.h"
 #include "tandem/v1/tandem.grpc.pb.h"
 
 namespace tandem::server {
@@ -19,9 +20,10 @@ class AdminService final : public tandem::v1::Admin::Service {
   static constexpr absl::Duration kMaxSwapWait = absl::Minutes(5);
 
   // REQUIRES: `pair` and `events` outlive the service and every call it runs. `token` empty: no
-  // token required. `module_path` is reported by Status.
+  // token required. `module_path` and `identity` (the module digest and cap the database is
+  // bound to) are reported by Status.
   AdminService(proxy::InstancePair& pair, EventHub& events, std::string token,
-               std::string module_path);
+               std::string module_path, store::NodeIdentity identity);
 
   grpc::Status Status(grpc::ServerContext* context, const tandem::v1::StatusRequest* request,
                       tandem::v1::StatusResponse* response) override;
@@ -42,6 +44,7 @@ class AdminService final : public tandem::v1::Admin::Service {
   EventHub& events_;
   const std::string token_;
   const std::string module_path_;
+  const store::NodeIdentity identity_;
 };
 
 }  // namespace tandem::server

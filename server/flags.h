@@ -14,6 +14,9 @@ namespace tandem::server {
 inline constexpr int kExitOk = 0;
 inline constexpr int kExitFailure = 1;  // Start-up failed (module, database, listener).
 inline constexpr int kExitUsage = 2;    // A flag is unknown, malformed or out of range.
+// The database's blocks were computed with another --module or --memory_limit: restarting with
+// the same flags cannot help (a service manager should not retry), the operator must act.
+inline constexpr int kExitDatabaseBound = 3;
 
 // Parses argv with abseil. Exits the process with kExitUsage (and abseil's message) on an unknown
 // flag or a value that does not parse, and with kExitOk after --help / --helpfull / --version.

@@ -218,9 +218,11 @@ void HoldRefusal(const grpc::ServerContext& context, absl::Duration retry_in) {
 }  // namespace
 
 IndexerService::IndexerService(proxy::InstancePair& pair, const store::BlockStore& store,
-                               IndexerAccess access, PeerBudget* view_budget, StreamLimits limits)
+                               store::NodeIdentity identity, IndexerAccess access,
+                               PeerBudget* view_budget, StreamLimits limits)
     : pair_(pair),
       store_(store),
+      identity_(std::move(identity)),
       access_(std::move(access)),
       view_budget_(view_budget),
       limits_(limits) {}
@@ -290,6 +292,8 @@ grpc::Status IndexerService::GetTip(grpc::ServerContext* context,
   std::optional<store::BlockRecord> tip = store_.GetTip();
   if (tip.has_value()) ToProto(*tip, response->mutable_tip());
   if (start.has_value() && tip.has_value()) response->set_start_height(*start);
+  response->set_module_sha256(identity_.module_sha256);
+  response->set_memory_limit_bytes(identity_.memory_limit_bytes);
   return grpc::Status::OK;
 }
 

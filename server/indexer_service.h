@@ -27,10 +27,12 @@ class IndexerService final
     : public tandem::v1::Indexer::WithCallbackMethod_StreamBlocks<tandem::v1::Indexer::Service> {
  public:
   // REQUIRES: `pair` and `store` outlive the service and every call it runs (the server is shut
-  // down before them). `access` says who may read and who may write (server/auth.h).
+  // down before them). `identity` (what the database is bound to) is reported by GetTip.
+  // `access` says who may read and who may write (server/auth.h).
   // `view_budget` (may be null: no limit) bounds how many instances one connection's views may
   // fail; it must outlive the service too.
-  IndexerService(proxy::InstancePair& pair, const store::BlockStore& store, IndexerAccess access,
+  IndexerService(proxy::InstancePair& pair, const store::BlockStore& store,
+                 store::NodeIdentity identity, IndexerAccess access,
                  PeerBudget* view_budget = nullptr, StreamLimits limits = {});
 
   // After this, StreamBlocks calls end with UNAVAILABLE at their next block boundary: a stream
@@ -58,6 +60,7 @@ class IndexerService final
   // Constant after construction.
   proxy::InstancePair& pair_;
   const store::BlockStore& store_;
+  const store::NodeIdentity identity_;
   const IndexerAccess access_;
   PeerBudget* const view_budget_;
   const StreamLimits limits_;

@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "absl/base/call_once.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "engine/platform.h"
 #include "grpc/grpc.h"
@@ -19,6 +20,9 @@
 #include "server/build_info.h"
 #include "server/health.h"
 #include "server/listen_check.h"
+#include "store/node_identity.h"
+#include "store/state_root.h"
+#include "util/failure_cause.h"
 #include "util/status_macros.h"
 
 namespace tandem::server {
@@ -90,10 +94,46 @@ absl::StatusOr<std::unique_ptr<TandemServer>> TandemServer::Start(const ServerCo
     std::error_code ignored;  // Open reports a missing or unusable folder itself.
     std::filesystem::create_directories(db_path.parent_path(), ignored);
   }
+  // The binding is checked before the read-write open: a refused database stays byte for byte
+  // as it was.
+  server->identity_ =
+      store::NodeIdentity{store::Sha256(*wasm), server->module_->memory_limit_bytes()};
+  absl::StatusOr<store::StoredIdentity> stored = store::ReadStoredIdentity(db_path);
+  if (!stored.ok()) return stored.status();
+  absl::StatusOr<store::IdentityVerdict> verdict =
+      store::CheckNodeIdentity(*stored, server->identity_);
+  if (!verdict.ok()) {
+    const std::string message = absl::StrCat(
+        "database ", config.db_path,
+        " is bound to another module or cap: ", verdict.status().message(),
+        ". Restart with the --module and --memory_limit it was built "
+        "with (given: --module=",
+        config.module_path, " --memory_limit=", FormatByteSize(config.memory_limit_bytes),
+        "), or index into a new --db");
+    return util::WithCause(absl::Status(verdict.status().code(), message),
+                           util::CauseOf(verdict.status()));
+  }
   absl::StatusOr<std::unique_ptr<store::BlockStore>> store =
       store::BlockStore::Open(db_path, StoreOptionsFromConfig(config));
   if (!store.ok()) return store.status();
   server->store_ = *std::move(store);
+  if (*verdict != store::IdentityVerdict::kMatches) {
+    if (absl::Status bound = server->store_->BindIdentity(server->identity_); !bound.ok()) {
+      return bound;
+    }
+  }
+  const std::string digest_hex = absl::BytesToHexString(server->identity_.module_sha256);
+  const uint64_t cap = server->identity_.memory_limit_bytes;
+  if (*verdict == store::IdentityVerdict::kAdopt) {
+    // An upgrade: refusing would leave the operator no way forward short of re-indexing.
+    logger.Warning(absl::StrCat("database ", config.db_path, " holds blocks but no record of ",
+                                "their module and cap (an older tandemd wrote it): adopted module ",
+                                "SHA-256 ", digest_hex, " and memory cap ", cap, " bytes; from ",
+                                "now on it refuses any other"));
+  } else if (*verdict == store::IdentityVerdict::kBind) {
+    logger.Info(absl::StrCat("database ", config.db_path, " bound to module SHA-256 ", digest_hex,
+                             " and memory cap ", cap, " bytes (it holds no block yet)"));
+  }
   std::optional<store::BlockRecord> tip = server->store_->GetTip();
   logger.Info(absl::StrCat("opened database ", config.db_path, ", tip ",
                            tip.has_value() ? absl::StrCat(tip->height) : "none"));
@@ -173,8 +213,8 @@ absl::Status TandemServer::StartListeners() {
                               " are refused: other hosts can reach it and no --ingest_token is "
                               "set"));
   }
-  indexer_ =
-      std::make_unique<IndexerService>(*pair_, *store_, std::move(access), view_budget_.get());
+  indexer_ = std::make_unique<IndexerService>(*pair_, *store_, identity_, std::move(access),
+                                              view_budget_.get());
   // Every call on either listener is counted and timed for grpc_server_* metrics.
   auto metric_interceptors = [this] {
     std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> creators;
@@ -191,8 +231,8 @@ absl::Status TandemServer::StartListeners() {
   public_builder.SetMaxSendMessageSize(max_message);
   public_builder.RegisterService(indexer_.get());
   if (config_.admin_on_public) {
-    public_admin_ =
-        std::make_unique<AdminService>(*pair_, *events_, config_.admin_token, config_.module_path);
+    public_admin_ = std::make_unique<AdminService>(*pair_, *events_, config_.admin_token,
+                                                   config_.module_path, identity_);
     public_builder.RegisterService(public_admin_.get());
   }
   public_server_ = public_builder.BuildAndStart();
@@ -207,8 +247,8 @@ absl::Status TandemServer::StartListeners() {
                             config_.tls_cert_path.empty() ? "" : " (TLS)"));
 
   if (!config_.admin_listen.empty()) {
-    admin_ =
-        std::make_unique<AdminService>(*pair_, *events_, config_.admin_token, config_.module_path);
+    admin_ = std::make_unique<AdminService>(*pair_, *events_, config_.admin_token,
+                                            config_.module_path, identity_);
     grpc::ServerBuilder admin_builder;
     admin_builder.experimental().SetInterceptorCreators(metric_interceptors());
     admin_builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);

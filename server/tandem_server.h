@@ -33,6 +33,9 @@ class TandemServer {
   //   NOT_FOUND / FAILED_PRECONDITION  the module or a TLS file cannot be read;
   //   INVALID_ARGUMENT                 the module is invalid (the engine's message, naming the
   //                                    offending import or export);
+  //   FAILED_PRECONDITION              carrying util::FailureCause::kIdentityMismatch: the
+  //                                    database's blocks were computed with another module or
+  //                                    memory cap (the message names both; nothing was touched);
   //   the store's Open errors          (locked by another process, not a tandem store, ...);
   //   UNAVAILABLE                      a listener cannot bind, V8 cannot start.
   // When the first warm-up fails the server still starts (its calls answer UNAVAILABLE until a
@@ -62,6 +65,8 @@ class TandemServer {
   proxy::InstancePair& pair() { return *pair_; }
   store::BlockStore& store() { return *store_; }
   const ServerConfig& config() const { return config_; }
+  // The module digest and memory cap the database is bound to (equal to this server's).
+  const store::NodeIdentity& identity() const { return identity_; }
 
  private:
   TandemServer(const ServerConfig& config, Logger& logger) : config_(config), logger_(logger) {}
@@ -77,6 +82,7 @@ class TandemServer {
   // Destroyed in reverse order: listeners, services, pair, hub, metrics (the hub counts dropped
   // events there), store, module.
   std::unique_ptr<engine::Module> module_;
+  store::NodeIdentity identity_;  // Set in Start before the store opens; constant after.
   std::unique_ptr<store::BlockStore> store_;
   std::unique_ptr<Metrics> metrics_;
   std::unique_ptr<EventHub> events_;

@@ -7,6 +7,7 @@
 #include "server/flags.h"
 #include "server/logger.h"
 #include "server/tandem_server.h"
+#include "util/failure_cause.h"
 
 int main(int argc, char** argv) {
   using tandem::server::kExitFailure;
@@ -41,6 +42,9 @@ int main(int argc, char** argv) {
   absl::StatusOr<std::unique_ptr<TandemServer>> server = TandemServer::Start(*config, logger);
   if (!server.ok()) {
     logger.Error(absl::StrCat("tandemd cannot start: ", server.status().message()));
+    if (tandem::util::CauseOf(server.status()) == tandem::util::FailureCause::kIdentityMismatch) {
+      return tandem::server::kExitDatabaseBound;
+    }
     return kExitFailure;
   }
   int signal = 0;

@@ -944,6 +944,14 @@ std::optional<uint32_t> BlockStore::GetStartHeight() const {
   return chain_.start;
 }
 
+absl::Status BlockStore::BindIdentity(const NodeIdentity& identity) {
+  rocksdb::WriteOptions write_options;
+  write_options.sync = true;
+  return FromRocksDbStatus(
+      db_->Put(write_options, keys::kNodeIdentityKey, EncodeNodeIdentity(identity)),
+      "recording the node identity");
+}
+
 absl::StatusOr<uint64_t> BlockStore::ApproximateLiveDataBytes() const {
   uint64_t total = 0;
   for (rocksdb::ColumnFamilyHandle* family :

@@ -18,6 +18,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "rocksdb/db.h"
+#include "store/node_identity.h"
 #include "store/replay_log.h"
 #include "store/state_root.h"
 #include "util/mutex.h"
@@ -199,6 +200,11 @@ class BlockStore {
   // their default level, and its write-controller properties). UNAVAILABLE when RocksDB answers
   // none of the properties. Thread-safe; cheap enough for every scrape.
   absl::StatusOr<WritePathStats> ReadWritePathStats() const;
+
+  // Records `identity` as what this database's blocks are computed with, durably (always
+  // fsynced), replacing any earlier record. Whether that is allowed is CheckNodeIdentity's
+  // decision, taken before the store is opened. UNAVAILABLE / DATA_LOSS from the database.
+  absl::Status BindIdentity(const NodeIdentity& identity);
 
   // The replay log kept in this store's database. Lives as long as the store.
   ReplayLog& replay_log() { return *replay_log_; }

@@ -21,7 +21,8 @@ inline constexpr uint32_t kFormatVersionV1 = 1;
 // Three column families (the layout, and why, is explained in block_store.cc):
 //
 // `default`: chain records; every key starts with a tag byte, so the kinds never interleave:
-//   'm' ‖ name                        metadata: format version, tip height, start height
+//   'm' ‖ name                        metadata: format version, tip height, start height,
+//                                     node identity (node_identity.h)
 //   'b' ‖ u32 BE h                    block record of height h (BlockMeta)
 //   't' ‖ u32 BE h                    keys height h touched (for rollback)
 //   'r' ‖ u64 BE seq                  replay-log entry number seq
@@ -41,6 +42,9 @@ inline constexpr char kHistoryFamily[] = "history";
 inline constexpr char kFormatVersionKey[] = "mformat_version";
 inline constexpr char kTipKey[] = "mtip";
 inline constexpr char kStartKey[] = "mstart";
+// The module digest and memory cap the blocks were computed with (EncodeNodeIdentity). Absent in
+// databases written before tandem recorded it; no format change: older builds ignore it.
+inline constexpr char kNodeIdentityKey[] = "mnode_identity";
 inline constexpr char kBlockTag = 'b';
 inline constexpr char kTouchedTag = 't';
 inline constexpr char kReplayTag = 'r';

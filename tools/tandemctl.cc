@@ -233,7 +233,10 @@ int Status(Client& client) {
   grpc::Status status = client.admin_connection().admin().Status(context.get(), {}, &response);
   if (!status.ok()) return RpcError("status", status);
   if (absl::GetFlag(FLAGS_json)) {
-    PrintJson(client::ProtoJson(response));
+    Json json = client::ProtoJson(response);
+    // Hex, as every digest tandemctl prints (protobuf's JSON would say base64).
+    json["module_sha256"] = Hex(response.module_sha256());
+    PrintJson(json);
     return kExitOk;
   }
   std::cout << absl::StrFormat("policy      %s (warm at %.0f%%, swap at %.0f%% of the cap)\n",
@@ -250,7 +253,8 @@ int Status(Client& client) {
   if (response.swap_due()) std::cout << "swap due    waiting for a READY standby\n";
   std::cout << "replay log  " << response.replay_log_calls() << " calls, "
             << response.replay_log_bytes() << " bytes\n"
-            << "module      " << response.module_path() << "\n";
+            << "module      " << response.module_path() << "\n"
+            << "module hash " << Hex(response.module_sha256()) << " (SHA-256)\n";
   return kExitOk;
 }
 
@@ -422,12 +426,18 @@ int Tip(Client& client) {
     json["tip"] = RecordJsonOrNull(response->has_tip() ? &response->tip() : nullptr);
     json["start_height"] =
         response->has_start_height() ? Json(response->start_height()) : Json(nullptr);
+    json["module_sha256"] = Hex(response->module_sha256());
+    json["memory_limit_bytes"] = response->memory_limit_bytes();
     PrintJson(json);
-  } else if (!response->has_tip()) {
-    std::cout << "no blocks committed\n";
   } else {
-    std::cout << "tip " << RecordText(response->tip()) << "\n  start       "
-              << response->start_height() << "\n";
+    if (!response->has_tip()) {
+      std::cout << "no blocks committed\n";
+    } else {
+      std::cout << "tip " << RecordText(response->tip()) << "\n  start       "
+                << response->start_height() << "\n";
+    }
+    std::cout << "  module      " << Hex(response->module_sha256()) << " (SHA-256)\n"
+              << "  memory cap  " << response->memory_limit_bytes() << " bytes\n";
   }
   return kExitOk;
 }

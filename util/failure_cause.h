@@ -33,6 +33,9 @@ enum class FailureCause {
   kInstanceLost,
   // No instance was ready within the wait.
   kNoReadyInstance,
+  // The database is bound to another module or memory cap than the one given (store/
+  // node_identity.h): running blocks would silently compute other roots, so nothing starts.
+  kIdentityMismatch,
 };
 
 inline constexpr absl::string_view kFailureCausePayloadUrl = "type.tandem.dev/tandem.FailureCause";
@@ -66,6 +69,8 @@ inline absl::string_view FailureCauseName(FailureCause cause) {
       return "instance_lost";
     case FailureCause::kNoReadyInstance:
       return "no_ready_instance";
+    case FailureCause::kIdentityMismatch:
+      return "identity_mismatch";
   }
   return "unknown";
 }
@@ -90,7 +95,7 @@ inline FailureCause CauseOf(const absl::Status& status) {
   const auto payload = status.GetPayload(kFailureCausePayloadUrl);  // absl::optional<Cord>
   if (!payload.has_value() || payload->size() != 1) return FailureCause::kUnknown;
   const int value = static_cast<unsigned char>(std::string(*payload)[0]);
-  if (value > static_cast<int>(FailureCause::kNoReadyInstance)) return FailureCause::kUnknown;
+  if (value > static_cast<int>(FailureCause::kIdentityMismatch)) return FailureCause::kUnknown;
   return static_cast<FailureCause>(value);
 }
 

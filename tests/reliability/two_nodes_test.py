@@ -22,7 +22,10 @@ agrees (exit 0, and its --json output).
 tandem-compare on nodes that differ: a fifth node is fed the same chain except at one random
 height K (another block there). tandem-compare reports K as the first difference (exit 1; text,
 --json and --bisect), equal below K (--to K-1, exit 0), a height one node lacks as a difference,
-usage errors with exit 2 and an unreachable node with exit 3.
+usage errors with exit 2 and an unreachable node with exit 3. Nodes whose roots differ because
+their memory caps or modules do (memory_stress under 16 MiB and 64 MiB; the indexer and
+memory_stress) are reported as "different cap" / "different module and cap"; the threshold
+node's other cap, with equal roots, gives a warning.
 
 The seed (--seed, else $TANDEM_TEST_SEED, else a fixed one) decides the chain, the moments of the
 manual swaps and the fork height; the run prints it with the command that reruns it.
@@ -32,6 +35,7 @@ Usage: two_nodes_test.py --tandemd PATH --stubs DIR --guests DIR --blocks JSON -
 """
 import json
 import random
+import struct
 import subprocess
 import threading
 import time
@@ -135,6 +139,8 @@ def main():
         code, out, err = run_compare(args.compare, "--a", address(block), "--b", address(other))
         assert code == 0, (other.name, code, out, err)
         assert f"heights 1..{n}" in out, out
+        # The threshold node's cap differs: equal roots so far, and a warning that says so.
+        assert ("warning: different cap" in out) == (other is threshold), (other.name, out)
     code, out, _ = run_compare(args.compare, "--a", address(block), "--b", address(none), "--json")
     result = json.loads(out)
     assert code == 0 and result["equal"] is True and result["compared"] == n, out
@@ -178,6 +184,28 @@ def main():
     assert code == 0 and f"heights 1..{k - 1}" in out, out  # the default range: common heights
     print(f"tandem-compare found the fork at height {k}", flush=True)
 
+    # Roots that differ because the memory cap does: memory_stress allocates 1 x 32 MiB, which
+    # fits under 64 MiB and not under 16 MiB, so the two nodes commit different writes.
+    def stress(name, cap):
+        x = h.Node(args.tandemd, f"{args.guests}/memory_stress.wasm", work(f"{name}-db"),
+                   work(f"{name}.log"), ["--fsync=false", f"--memory_limit={cap}"],
+                   name=name).start()
+        x.submit(1, struct.pack("<II", 1, 32))
+        return x
+    small, large = stress("cap16", "16MiB"), stress("cap64", "64MiB")
+    assert small.block(1).state_root != large.block(1).state_root
+    code, out, err = run_compare(args.compare, "--a", address(small), "--b", address(large))
+    assert code == 1 and out.startswith("different cap:"), (code, out, err)
+    assert "memory cap 16777216 bytes" in out and "memory cap 67108864 bytes" in out, out
+    code, out, _ = run_compare(args.compare, "--a", address(small), "--b", address(large),
+                               "--json")
+    result = json.loads(out)
+    assert code == 1 and result["different"] == "cap" and result["first_difference"] == 1, out
+    assert result["identity_a"]["memory_limit_bytes"] == 16 << 20, out
+    code, out, _ = run_compare(args.compare, "--a", address(block), "--b", address(large))
+    assert code == 1 and out.startswith("different module and cap:"), out
+    print("tandem-compare names a different cap or module as the cause", flush=True)
+
     # Usage errors and RPC errors.
     for bad in ([], ["--a", address(block)], ["--a", address(block), "--b", address(none),
                                               "--from", "5", "--to", "3"],
@@ -190,7 +218,7 @@ def main():
                                  "--timeout", "5s")
     assert code == 3 and "node b" in err, (code, out, err)
 
-    for x in nodes + [fork]:
+    for x in nodes + [fork, small, large]:
         assert x.stop() == 0, x.name
     h.report("two_nodes_test", started)
 

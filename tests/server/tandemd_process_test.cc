@@ -1,6 +1,7 @@
-// tandemd as a process: --help, the exit statuses of bad flags (2) and of an invalid module (1,
-// naming the import), serving over gRPC, a clean shutdown on SIGTERM and SIGINT that waits for
-// calls in flight and for nothing else (idle streams and channels).
+// tandemd as a process: --help, the exit statuses of bad flags (2), of an invalid module (1,
+// naming the import) and of a database bound to another cap (3), serving over gRPC, a clean
+// shutdown on SIGTERM and SIGINT that waits for calls in flight and for nothing else (idle
+// streams and channels).
 #include <thread>
 
 #include "gmock/gmock.h"
@@ -227,6 +228,36 @@ TEST_F(TandemdProcessTest, SigtermLetsTheCallInFlightFinishThenExits) {
   EXPECT_LT(exited - block_done, absl::Seconds(1)) << child.Stderr();
   std::cout << "exited " << absl::FormatDuration(exited - block_done)
             << " after the last call in flight finished" << std::endl;
+}
+
+TEST_F(TandemdProcessTest, ADatabaseBoundToAnotherCapExitsThreeNamingBothAndWhatToDo) {
+  // reads_and_writes commits an empty block (no ops) as it is.
+  std::vector<std::string> flags = ServingFlags();
+  flags.push_back(absl::StrCat("--module=", TANDEM_GUEST_DIR, "/reads_and_writes.wasm"));
+  {
+    Child child(flags, dir_.path() / "out-bind", dir_.path() / "err-bind");
+    std::optional<tandem::testing::TandemdPorts> ports = WaitForPortFile(child, port_file());
+    ASSERT_TRUE(ports.has_value()) << child.Stderr();
+    auto indexer = tandem::v1::Indexer::NewStub(grpc::CreateChannel(
+        absl::StrCat("127.0.0.1:", ports->public_port), grpc::InsecureChannelCredentials()));
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+    tandem::v1::SubmitBlockRequest block;
+    block.set_height(1);
+    tandem::v1::SubmitBlockResponse response;
+    grpc::Status status = indexer->SubmitBlock(&context, block, &response);
+    ASSERT_TRUE(status.ok()) << status.error_message() << "\n" << child.Stderr();
+    child.Signal(SIGTERM);
+    ASSERT_EQ(child.Wait(absl::Seconds(30)), 0) << child.Stderr();
+  }
+  flags.erase(flags.begin());  // RunToEnd puts tandemd first.
+  std::string err;
+  std::vector<std::string> other_cap = flags;
+  other_cap.push_back("--memory_limit=64MiB");
+  EXPECT_EQ(RunToEnd(other_cap, &err), 3) << err;
+  EXPECT_THAT(err, HasSubstr("memory cap 4294967296 bytes (given 67108864 bytes)"));
+  EXPECT_THAT(err, HasSubstr("--memory_limit=64MiB"));
+  EXPECT_THAT(err, HasSubstr("new --db"));
 }
 
 }  // namespace

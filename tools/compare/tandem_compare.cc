@@ -8,8 +8,12 @@
 // tip. Every height is compared (GetBlock on both nodes); a height committed on one node and not
 // on the other is a difference. With --bisect only O(log n) heights are read: root(h) chains
 // root(h-1), so on nodes with the same start height equal roots at h mean equal roots below h.
-// Exit status: 0 the roots are equal over the range; 1 they differ (the first height is printed);
-// 2 usage error; 3 a node could not be reached or answered with an unexpected error.
+// The nodes' module digests and memory caps (GetTip) are compared too: when the roots differ and
+// so do those, the tool reports "different module" / "different cap" (the cause) rather than a
+// block; when the roots are equal but those differ, it warns that they may diverge later.
+// Exit status: 0 the roots are equal over the range; 1 they differ (the first height, or the
+// different module or cap, is printed); 2 usage error; 3 a node could not be reached or answered
+// with an unexpected error.
 #include <algorithm>
 #include <cstdint>
 #include <iostream>
@@ -57,6 +61,8 @@ constexpr char kUsage[] =
     "Compares the state roots (Indexer.GetBlock) of two tandemd nodes at every height of the\n"
     "range and prints the first height where they differ. The range defaults to the heights both\n"
     "nodes hold. --bisect reads O(log n) heights instead (nodes with the same start height).\n"
+    "Roots that differ because the nodes run different modules or memory caps are reported as\n"
+    "\"different module\" / \"different cap\".\n"
     "Exit status: 0 equal, 1 differ, 2 usage error, 3 RPC error.";
 
 struct Options {
@@ -154,6 +160,32 @@ std::string TipText(const tandem::v1::GetTipResponse& tip) {
   return absl::StrCat(tip.start_height(), "..", tip.tip().height());
 }
 
+// "module", "cap" or "module and cap" when the nodes' roots depend on different inputs besides
+// the blocks (GetTip's module digest and memory cap). std::nullopt when they agree, or a node is
+// too old to say.
+std::optional<std::string> DifferentIdentity(const tandem::v1::GetTipResponse& a,
+                                             const tandem::v1::GetTipResponse& b) {
+  const bool module = !a.module_sha256().empty() && !b.module_sha256().empty() &&
+                      a.module_sha256() != b.module_sha256();
+  const bool cap = a.memory_limit_bytes() != 0 && b.memory_limit_bytes() != 0 &&
+                   a.memory_limit_bytes() != b.memory_limit_bytes();
+  if (module && cap) return "module and cap";
+  if (module) return "module";
+  if (cap) return "cap";
+  return std::nullopt;
+}
+
+Json IdentityJson(const tandem::v1::GetTipResponse& tip) {
+  return Json{{"module_sha256", Hex(tip.module_sha256())},
+              {"memory_limit_bytes", tip.memory_limit_bytes()},
+              {"tip", TipJson(tip)}};
+}
+
+std::string IdentityText(const tandem::v1::GetTipResponse& tip) {
+  return absl::StrCat("module SHA-256 ", Hex(tip.module_sha256()), ", memory cap ",
+                      tip.memory_limit_bytes(), " bytes, heights ", TipText(tip));
+}
+
 int UsageError(absl::string_view message) {
   std::cerr << "tandem-compare: " << message << " (see --help)\n";
   return kExitUsage;
@@ -220,6 +252,7 @@ int Compare(const Options& options) {
   tandem::v1::GetTipResponse tip_a;
   tandem::v1::GetTipResponse tip_b;
   if (!a.GetTip(&tip_a, &failure) || !b.GetTip(&tip_b, &failure)) return fail();
+  const std::optional<std::string> different = DifferentIdentity(tip_a, tip_b);
 
   // The default range: the heights both nodes hold. When one node is empty, the other's chain.
   uint32_t from = 0;
@@ -295,7 +328,18 @@ int Compare(const Options& options) {
       result["a"] = DescribeJson(lookup_a);
       result["b"] = DescribeJson(lookup_b);
     }
+    if (different) {
+      result["different"] = *different;
+      result["identity_a"] = IdentityJson(tip_a);
+      result["identity_b"] = IdentityJson(tip_b);
+    }
     std::cout << client::DumpJson(result) << "\n";
+  } else if (first_difference && different) {
+    // The roots cannot agree: say why rather than point at a block.
+    std::cout << "different " << *different << ": the roots first differ at height "
+              << *first_difference << ", and the nodes run different inputs besides the blocks\n"
+              << "  a " << options.a << ": " << IdentityText(tip_a) << "\n"
+              << "  b " << options.b << ": " << IdentityText(tip_b) << "\n";
   } else if (first_difference) {
     std::cout << "first difference at height " << *first_difference << "\n"
               << "  a " << options.a << ": " << DescribeText(lookup_a) << "\n"
@@ -306,6 +350,12 @@ int Compare(const Options& options) {
   } else {
     std::cout << "equal: heights " << from << ".." << to << " (" << compared << " compared; a "
               << TipText(tip_a) << ", b " << TipText(tip_b) << ")\n";
+  }
+  if (!options.json && !first_difference && different) {
+    // Equal so far, e.g. a guest that never came near the lower cap; nothing promises it stays so.
+    std::cout << "warning: different " << *different << ": the roots may diverge on a later block\n"
+              << "  a " << options.a << ": " << IdentityText(tip_a) << "\n"
+              << "  b " << options.b << ": " << IdentityText(tip_b) << "\n";
   }
   return first_difference ? kExitDiffer : kExitEqual;
 }
