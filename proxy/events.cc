@@ -57,6 +57,8 @@ absl::string_view SwapReasonName(SwapReason reason) {
       return "startup";
     case SwapReason::kRollback:
       return "rollback";
+    case SwapReason::kReplayLogReset:
+      return "replay_log_reset";
     case SwapReason::kSync:
       return "sync";
   }
@@ -87,6 +89,8 @@ absl::string_view PairEventKindName(PairEvent::Kind kind) {
       return "rolled_back";
     case PairEvent::Kind::kInitCall:
       return "init_call";
+    case PairEvent::Kind::kReplayLogReset:
+      return "replay_log_reset";
   }
   return "unknown";
 }

@@ -28,8 +28,17 @@ enum class CallKind { kNone, kBlock, kView, kInit, kWarm };
 absl::string_view CallKindName(CallKind kind);
 
 // Why the active instance changed.
-enum class SwapReason { kBlock, kThreshold, kManual, kFailure, kStartup, kRollback, kSync };
-// "block", "threshold", "manual", "failure", "startup", "rollback", "sync".
+enum class SwapReason {
+  kBlock,
+  kThreshold,
+  kManual,
+  kFailure,
+  kStartup,
+  kRollback,
+  kSync,
+  kReplayLogReset,  // The operator cut the replay log: no instance that replayed more serves.
+};
+// "block", "threshold", "manual", "failure", "startup", "rollback", "sync", "replay_log_reset".
 absl::string_view SwapReasonName(SwapReason reason);
 
 struct PairEvent {
@@ -46,6 +55,7 @@ struct PairEvent {
     kBlockFailed,       // height, code, failure, cause.
     kRolledBack,        // height: the new tip.
     kInitCall,          // cause: the export called; replay log size after it.
+    kReplayLogReset,    // replay_log_calls_dropped, replay_log_calls (kept); cause says both.
   };
 
   Kind kind;
@@ -64,6 +74,9 @@ struct PairEvent {
   CallKind call = CallKind::kNone;
   // For people: the failure's message, or what the event is about.
   std::string cause;
+  // kReplayLogReset: the calls dropped from the replay log, and the calls it keeps.
+  uint64_t replay_log_calls_dropped = 0;
+  uint64_t replay_log_calls = 0;
 };
 
 // Fills `event`'s code, failure and cause from `status`.

@@ -393,6 +393,26 @@ absl::StatusOr<InitOutcome> InstancePair::Initialize(absl::string_view name,
   return InitOutcome{std::move(result->answer), digest, store_.replay_log().Stats().calls};
 }
 
+absl::StatusOr<ReplayLogResetOutcome> InstancePair::ResetReplayLog(
+    std::optional<uint64_t> keep_calls) {
+  util::MutexLock ingest(&ingest_mu_);
+  ReplayLogResetOutcome outcome;
+  TANDEM_ASSIGN_OR_RETURN(outcome.dropped_calls,
+                          store_.replay_log().Truncate(keep_calls.value_or(0)));
+  outcome.replay_log_calls = store_.replay_log().Stats().calls;
+  const std::string cause = absl::StrCat("replay log reset: dropped ", outcome.dropped_calls,
+                                         " init calls, kept ", outcome.replay_log_calls);
+  Events events;
+  if (outcome.dropped_calls > 0) slots_.ReplayLogReset(cause, events);
+  PairEvent event = MakeEvent(PairEvent::Kind::kReplayLogReset);
+  event.cause = cause;
+  event.replay_log_calls_dropped = outcome.dropped_calls;
+  event.replay_log_calls = outcome.replay_log_calls;
+  events.insert(events.begin(), event);
+  Emit(events);
+  return outcome;
+}
+
 absl::StatusOr<SwapOutcome> InstancePair::Swap(absl::Duration wait) {
   Events events;
   const absl::Time wait_start = absl::Now();

@@ -87,6 +87,11 @@ struct InitOutcome {
   uint64_t replay_log_calls = 0;
 };
 
+struct ReplayLogResetOutcome {
+  uint64_t dropped_calls = 0;
+  uint64_t replay_log_calls = 0;  // Kept.
+};
+
 struct SwapOutcome {
   uint64_t previous_generation = 0;
   uint64_t generation = 0;
@@ -175,6 +180,15 @@ class InstancePair {
   // Runs an init call on the active, appends it with its result digest to the replay log, and
   // makes the standbys stale (they are warmed again with the longer log).
   absl::StatusOr<InitOutcome> Initialize(absl::string_view name, absl::string_view payload)
+      ABSL_LOCKS_EXCLUDED(ingest_mu_);
+
+  // Drops the replay log's calls after the first `keep_calls` (all of them when std::nullopt), the
+  // operator's way out of a log that no longer replays (a non-deterministic init call fails every
+  // warm-up with kReplayDiverged). When calls were dropped, every instance that has them leaves
+  // its slot (the active too) and warming starts again at once; calls wait for the new instances
+  // as after a failure. Emits kReplayLogReset (also when nothing was dropped).
+  // INVALID_ARGUMENT when the log holds fewer than `keep_calls` calls; the store's errors.
+  absl::StatusOr<ReplayLogResetOutcome> ResetReplayLog(std::optional<uint64_t> keep_calls)
       ABSL_LOCKS_EXCLUDED(ingest_mu_);
 
   // Publishes a READY standby as the active, waiting at most `wait` for one.

@@ -188,6 +188,22 @@ void SlotTable::ReplayLogChanged(absl::string_view cause, Events& events) {
   if (active_ != nullptr) active_->epoch = epoch_;  // It ran the init call itself.
 }
 
+void SlotTable::ReplayLogReset(absl::string_view cause, Events& events) {
+  util::MutexLock lock(&mu_);
+  ++epoch_;
+  for (const Lease& stale : ready_) {
+    PairEvent event = MakeEvent(PairEvent::Kind::kStandbyDiscarded, stale->generation());
+    event.cause = std::string(cause);
+    events.push_back(event);
+  }
+  ready_.clear();
+  kept_.Clear();
+  consecutive_warm_failures_ = 0;
+  last_warm_failure_.clear();
+  next_warm_attempt_ = absl::InfinitePast();
+  if (active_ != nullptr) VacateActiveLocked(SwapReason::kReplayLogReset, events);
+}
+
 void SlotTable::ShrinkCaches() {
   util::MutexLock lock(&mu_);
   kept_.Clear();

@@ -137,6 +137,11 @@ class SlotTable {
   // An init call was recorded: READY standbys and kept instances lack it and are dropped; a
   // warm-up in progress is discarded when it ends.
   void ReplayLogChanged(absl::string_view cause, Events& events) ABSL_LOCKS_EXCLUDED(mu_);
+  // The replay log lost its last calls (an operator's reset): every instance that replayed or
+  // ran them leaves its slot (the active too: its memory holds what a replay no longer makes),
+  // a warm-up in progress is discarded when it ends, and warming starts again at once (the
+  // failures that the dropped calls caused say nothing about the next attempt).
+  void ReplayLogReset(absl::string_view cause, Events& events) ABSL_LOCKS_EXCLUDED(mu_);
   // Drops the instances kept for past heights (the host ran short of memory: they are a cache).
   void ShrinkCaches() ABSL_LOCKS_EXCLUDED(mu_);
 

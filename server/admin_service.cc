@@ -59,6 +59,19 @@ grpc::Status AdminService::Initialize(grpc::ServerContext* context,
   return grpc::Status::OK;
 }
 
+grpc::Status AdminService::ResetReplayLog(grpc::ServerContext* context,
+                                          const tandem::v1::ResetReplayLogRequest* request,
+                                          tandem::v1::ResetReplayLogResponse* response) {
+  if (grpc::Status auth = CheckBearerToken(*context, token_); !auth.ok()) return auth;
+  std::optional<uint64_t> keep;
+  if (request->has_keep_calls()) keep = request->keep_calls();
+  absl::StatusOr<proxy::ReplayLogResetOutcome> outcome = pair_.ResetReplayLog(keep);
+  if (!outcome.ok()) return ToGrpcStatus(outcome.status());
+  response->set_dropped_calls(outcome->dropped_calls);
+  response->set_replay_log_calls(outcome->replay_log_calls);
+  return grpc::Status::OK;
+}
+
 grpc::Status AdminService::WatchEvents(grpc::ServerContext* context,
                                        const tandem::v1::WatchEventsRequest* /*request*/,
                                        grpc::ServerWriter<tandem::v1::PairEvent>* writer) {

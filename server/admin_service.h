@@ -32,6 +32,9 @@ class AdminService final : public tandem::v1::Admin::Service {
   grpc::Status Initialize(grpc::ServerContext* context,
                           const tandem::v1::InitializeRequest* request,
                           tandem::v1::InitializeResponse* response) override;
+  grpc::Status ResetReplayLog(grpc::ServerContext* context,
+                              const tandem::v1::ResetReplayLogRequest* request,
+                              tandem::v1::ResetReplayLogResponse* response) override;
   // Ends with UNAVAILABLE when the server shuts down (EventHub::Close), OK when the client
   // cancels.
   grpc::Status WatchEvents(grpc::ServerContext* context,

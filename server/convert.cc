@@ -111,6 +111,8 @@ void ToProto(const proxy::PairEvent& event, uint64_t dropped_before, tandem::v1:
   if (event.retry_in != absl::ZeroDuration()) ToProto(event.retry_in, out->mutable_retry_in());
   out->set_cause(event.cause);
   out->set_dropped_before(dropped_before);
+  out->set_replay_log_calls_dropped(event.replay_log_calls_dropped);
+  out->set_replay_log_calls(event.replay_log_calls);
 }
 
 tandem::v1::SwapPolicy ToProto(proxy::SwapPolicy policy) {
@@ -157,6 +159,8 @@ tandem::v1::SwapReason ToProto(proxy::SwapReason reason) {
       return tandem::v1::SWAP_REASON_ROLLBACK;
     case proxy::SwapReason::kSync:
       return tandem::v1::SWAP_REASON_SYNC;
+    case proxy::SwapReason::kReplayLogReset:
+      return tandem::v1::SWAP_REASON_REPLAY_LOG_RESET;
   }
   return tandem::v1::SWAP_REASON_UNSPECIFIED;
 }
@@ -187,6 +191,8 @@ tandem::v1::PairEvent::Kind ToProto(proxy::PairEvent::Kind kind) {
       return V1::KIND_ROLLED_BACK;
     case Kind::kInitCall:
       return V1::KIND_INIT_CALL;
+    case Kind::kReplayLogReset:
+      return V1::KIND_REPLAY_LOG_RESET;
   }
   return V1::KIND_UNSPECIFIED;
 }

@@ -42,6 +42,7 @@ std::string DescribeEvent(const proxy::PairEvent& event) {
       absl::StrAppend(&text, ": tip is now ", event.height);
       break;
     case Kind::kInitCall:
+    case Kind::kReplayLogReset:
       absl::StrAppend(&text, ": ", event.cause);
       break;
   }
@@ -56,7 +57,8 @@ EventHub::~EventHub() {
 void EventHub::OnPairEvent(const proxy::PairEvent& event) {
   using Kind = proxy::PairEvent::Kind;
   bool trouble = event.kind == Kind::kWarmFailed || event.kind == Kind::kInstanceFailed ||
-                 event.kind == Kind::kBlockFailed || event.kind == Kind::kSwapDelayed;
+                 event.kind == Kind::kBlockFailed || event.kind == Kind::kSwapDelayed ||
+                 event.kind == Kind::kReplayLogReset;
   logger_.Write(trouble ? Logger::Severity::kWarning : Logger::Severity::kInfo,
                 DescribeEvent(event));
   uint64_t dropped_now = 0;

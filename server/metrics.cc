@@ -63,10 +63,10 @@ const Histogram::BucketBoundaries& ViewBuckets() {
   return *buckets;
 }
 
-constexpr std::array<proxy::SwapReason, 7> kSwapReasons = {
-    proxy::SwapReason::kBlock,   proxy::SwapReason::kThreshold, proxy::SwapReason::kManual,
-    proxy::SwapReason::kFailure, proxy::SwapReason::kStartup,   proxy::SwapReason::kRollback,
-    proxy::SwapReason::kSync};
+constexpr std::array<proxy::SwapReason, 8> kSwapReasons = {
+    proxy::SwapReason::kBlock,   proxy::SwapReason::kThreshold,     proxy::SwapReason::kManual,
+    proxy::SwapReason::kFailure, proxy::SwapReason::kStartup,       proxy::SwapReason::kRollback,
+    proxy::SwapReason::kSync,    proxy::SwapReason::kReplayLogReset};
 
 // Every value OutcomeLabel returns, pre-created at zero so that rate() has a series from the
 // first scrape on.
@@ -255,6 +255,11 @@ Metrics::Metrics(std::shared_ptr<prometheus::Registry> registry)
       swaps_delayed_(SingleCounter(*registry_, "tandem_swaps_delayed_total",
                                    "Swaps that were due while no standby was READY.")),
       rollbacks_(SingleCounter(*registry_, "tandem_rollbacks_total", "Rollbacks of the chain.")),
+      replay_log_resets_(
+          SingleCounter(*registry_, "tandem_replay_log_resets_total",
+                        "Operator resets of the replay log (Admin.ResetReplayLog).")),
+      replay_log_calls_dropped_(SingleCounter(*registry_, "tandem_replay_log_calls_dropped_total",
+                                              "Init calls dropped from the replay log by resets.")),
       views_(CounterFamily(*registry_, "tandem_views_total",
                            "View calls, by outcome (ok or the failure's code).")),
       view_seconds_(SingleHistogram(*registry_, "tandem_view_seconds", "Duration of view calls.",
@@ -340,6 +345,10 @@ void Metrics::OnPairEvent(const proxy::PairEvent& event) {
       break;
     case Kind::kRolledBack:
       rollbacks_.Increment();
+      break;
+    case Kind::kReplayLogReset:
+      replay_log_resets_.Increment();
+      replay_log_calls_dropped_.Increment(static_cast<double>(event.replay_log_calls_dropped));
       break;
     case Kind::kWarmStarted:
     case Kind::kStandbyDiscarded:

@@ -76,6 +76,8 @@ struct BuildInfo {
 //                                           (proxy::CallKindName: block, view, init).
 //     tandem_swaps_delayed_total            swaps that were due with no READY standby.
 //     tandem_rollbacks_total                rollbacks.
+//     tandem_replay_log_resets_total        operator resets of the replay log.
+//     tandem_replay_log_calls_dropped_total init calls those resets dropped.
 //   From RecordView / RecordGrpcStarted / RecordGrpc:
 //     tandem_views_total{outcome}, tandem_view_seconds,
 //     grpc_server_started_total{grpc_service,grpc_method} (calls in flight = started - handled),
@@ -179,6 +181,8 @@ class Metrics final : public proxy::PairEventSink {
   prometheus::Family<prometheus::Counter>& instance_failures_;
   prometheus::Counter& swaps_delayed_;
   prometheus::Counter& rollbacks_;
+  prometheus::Counter& replay_log_resets_;
+  prometheus::Counter& replay_log_calls_dropped_;
 
   prometheus::Family<prometheus::Counter>& views_;
   prometheus::Histogram& view_seconds_;

@@ -128,6 +128,45 @@ absl::Status ReplayLog::Clear() {
   return absl::OkStatus();
 }
 
+absl::StatusOr<uint64_t> ReplayLog::Truncate(uint64_t keep_calls) {
+  util::MutexLock lock(&mu_);
+  if (keep_calls > stats_.calls) {
+    return absl::InvalidArgumentError(absl::StrCat("the replay log holds ", stats_.calls,
+                                                   " calls: cannot keep the first ", keep_calls));
+  }
+  rocksdb::WriteBatch batch;
+  ReplayLogStats removed;
+  ReplayRange range;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(range.options));
+  uint64_t index = 0;
+  for (it->Seek(range.lower_slice); it->Valid(); it->Next(), ++index) {
+    if (index < keep_calls) continue;
+    absl::StatusOr<keys::ReplayEntryView> entry =
+        keys::DecodeReplayEntry(std::string_view(it->value().data(), it->value().size()));
+    if (!entry.ok()) return entry.status();
+    removed.calls += 1;
+    removed.bytes += CallSize(entry->export_name.size(), entry->payload.size());
+    if (const rocksdb::Status s = batch.Delete(it->key()); !s.ok()) {
+      return FromRocksDbStatus(s, "truncating the replay log");
+    }
+  }
+  if (absl::Status status = FromRocksDbStatus(it->status(), "reading the replay log");
+      !status.ok()) {
+    return status;
+  }
+  if (removed.calls == 0) return 0;
+  rocksdb::WriteOptions options;
+  options.sync = sync_;
+  if (absl::Status status =
+          FromRocksDbStatus(db_->Write(options, &batch), "truncating the replay log");
+      !status.ok()) {
+    return status;
+  }
+  stats_.calls -= removed.calls;
+  stats_.bytes -= removed.bytes;
+  return removed.calls;
+}
+
 ReplayLogStats ReplayLog::Stats() const {
   util::MutexLock lock(&mu_);
   return stats_;

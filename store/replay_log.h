@@ -64,6 +64,12 @@ class ReplayLog {
   // Removes every call in one atomic write. UNAVAILABLE on an I/O error (the log is unchanged).
   absl::Status Clear() ABSL_LOCKS_EXCLUDED(mu_);
 
+  // Keeps the first `keep_calls` calls and removes every later one, in one atomic write (fsynced
+  // when the store's `sync` is on). Returns how many were removed: 0 when the log holds
+  // `keep_calls` calls. INVALID_ARGUMENT when it holds fewer (nothing to keep past its end);
+  // DATA_LOSS on a malformed entry; UNAVAILABLE on an I/O error (the log is unchanged).
+  absl::StatusOr<uint64_t> Truncate(uint64_t keep_calls) ABSL_LOCKS_EXCLUDED(mu_);
+
   ReplayLogStats Stats() const ABSL_LOCKS_EXCLUDED(mu_);
   const ReplayLogLimits& limits() const { return limits_; }
 

@@ -58,6 +58,10 @@ ABSL_FLAG(std::string, request, "", "view: the request bytes, as text.");
 // init
 ABSL_FLAG(std::string, payload_hex, "", "init: the payload, in hex.");
 ABSL_FLAG(std::string, payload, "", "init: the payload, as text.");
+ABSL_FLAG(bool, reset, false,
+          "init: reset the replay log instead (Admin.ResetReplayLog): drop every call after the "
+          "first --keep, re-warm every instance.");
+ABSL_FLAG(int64_t, keep, 0, "init --reset: how many calls to keep, from the first (default 0).");
 // swap
 ABSL_FLAG(absl::Duration, wait, absl::Seconds(10), "swap: how long to wait for a READY standby.");
 // watch
@@ -83,6 +87,9 @@ constexpr char kUsage[] =
     "  watch [--count=N]      stream the pair's events (Admin.WatchEvents)\n"
     "  init NAME [--payload=TEXT | --payload_hex=HEX]\n"
     "                         run an init call and record it in the replay log\n"
+    "  init --reset [--keep=N]\n"
+    "                         drop the replay log's calls after the first N (all by default)\n"
+    "                         and re-warm: the way out of a log that no longer replays\n"
     "  submit [FILE...|-] [--raw] [--start_height=H]\n"
     "                         stream blocks (one hex block per line; --raw: one raw block per\n"
     "                         file; no FILE or '-': stdin) through Indexer.StreamBlocks\n"
@@ -349,7 +356,32 @@ bool BytesFromFlags(absl::string_view name, const std::string& text, const std::
   return true;
 }
 
+int ResetReplayLog(Client& client, const std::vector<std::string>& args) {
+  if (!args.empty()) return UsageError("init --reset takes no export name");
+  const int64_t keep = absl::GetFlag(FLAGS_keep);
+  if (keep < 0) return UsageError("--keep must be 0 or more");
+  tandem::v1::ResetReplayLogRequest request;
+  if (keep > 0) request.set_keep_calls(static_cast<uint64_t>(keep));
+  tandem::v1::ResetReplayLogResponse response;
+  auto context = client.admin_connection().UnaryContext();
+  grpc::Status status =
+      client.admin_connection().admin().ResetReplayLog(context.get(), request, &response);
+  if (!status.ok()) return RpcError("init --reset", status);
+  if (absl::GetFlag(FLAGS_json)) {
+    Json json;
+    json["dropped_calls"] = response.dropped_calls();
+    json["replay_log_calls"] = response.replay_log_calls();
+    PrintJson(json);
+  } else {
+    std::cout << "dropped     " << response.dropped_calls() << " calls\nreplay log  "
+              << response.replay_log_calls() << " calls\n";
+  }
+  return kExitOk;
+}
+
 int Init(Client& client, const std::vector<std::string>& args) {
+  if (absl::GetFlag(FLAGS_reset)) return ResetReplayLog(client, args);
+  if (absl::GetFlag(FLAGS_keep) != 0) return UsageError("--keep goes with init --reset");
   if (args.size() != 1) return UsageError("init takes one argument: the export's name");
   tandem::v1::InitializeRequest request;
   request.set_name(args[0]);

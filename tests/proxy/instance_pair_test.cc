@@ -284,6 +284,48 @@ TEST(InstancePairTest, ReplayDivergenceIsDetectedAndTheStandbyNeverPromoted) {
   EXPECT_EQ(events.Swaps(SwapReason::kManual), 0);
 }
 
+TEST(InstancePairTest, ResettingTheReplayLogEndsADivergenceAndKeepsTheCallsBeforeIt) {
+  auto module = LoadGuestOrDie("init_echo");
+  store::testing::TempDir dir;
+  auto store = OpenStoreOrDie(dir.path() / "db");
+  EventRecorder events;
+  PairOptions options = FastOptions(SwapPolicy::kBlock);
+  options.standby_wait = absl::Milliseconds(500);
+  InstancePair pair(*module, *store, options, &events);
+  ASSERT_TRUE(pair.WaitUntilReady(kReady).ok());
+  ASSERT_TRUE(pair.SubmitBlock(Block(1, "")).ok());
+  ASSERT_TRUE(pair.Initialize("init_config", "kept").ok());
+  // The active has served a block and an init call: this answers 3, a replay answers 2.
+  ASSERT_TRUE(pair.Initialize("init_nondeterministic", "").ok());
+  ASSERT_TRUE(events.WaitFor(PairEvent::Kind::kWarmFailed, 1, absl::Seconds(10)));
+  // Under `block` every block needs a fresh instance, and none can be warmed.
+  absl::StatusOr<BlockOutcome> stuck = pair.SubmitBlock(Block(2, ""));
+  EXPECT_EQ(stuck.status().code(), absl::StatusCode::kUnavailable) << stuck.status();
+  EXPECT_THAT(stuck.status().message(), HasSubstr("replay diverged"));
+
+  EXPECT_EQ(pair.ResetReplayLog(3).status().code(), absl::StatusCode::kInvalidArgument);
+  const uint64_t ran_the_dropped_call = pair.Status().active.generation;
+  absl::StatusOr<ReplayLogResetOutcome> reset = pair.ResetReplayLog(1);
+  ASSERT_TRUE(reset.ok()) << reset.status();
+  // The active's memory holds the dropped call: it never serves again.
+  EXPECT_NE(pair.Status().active.generation, ran_the_dropped_call);
+  EXPECT_EQ(reset->dropped_calls, 1u);
+  EXPECT_EQ(reset->replay_log_calls, 1u);
+  ASSERT_EQ(events.Count(PairEvent::Kind::kReplayLogReset), 1);  // The refused one is none.
+  for (const PairEvent& event : events.events()) {
+    if (event.kind != PairEvent::Kind::kReplayLogReset) continue;
+    EXPECT_EQ(event.replay_log_calls, 1u);
+  }
+
+  absl::StatusOr<BlockOutcome> recovered = pair.SubmitBlock(Block(2, ""));
+  ASSERT_TRUE(recovered.ok()) << recovered.status();
+  EXPECT_NE(pair.Status().standby_state, StandbyState::kFailed);
+  // The call before the divergence is still replayed into every new instance.
+  absl::StatusOr<ViewOutcome> config = pair.View("config", std::nullopt, "");
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->answer, "kept");
+}
+
 TEST(InstancePairTest, InitStateIsReplayedAfterARestart) {
   auto module = LoadGuestOrDie("init_echo");
   store::testing::TempDir dir;

@@ -51,6 +51,50 @@ TEST(AdminServiceTest, StatusDescribesThePair) {
   EXPECT_EQ(status.tip_height(), 1u);
 }
 
+TEST(AdminServiceTest, ResetReplayLogIsTheWayOutOfADivergedLog) {
+  TempDir dir;
+  ServerConfig config = TestConfig(dir, "init_echo");
+  config.standby_wait = absl::Milliseconds(500);
+  config.admin_token = "admin";
+  RunningServer s = StartOrDie(config);
+  tandem::v1::SubmitBlockResponse block;
+  ASSERT_TRUE(s.indexer->SubmitBlock(Context().get(), BlockRequest(1, ""), &block).ok());
+  for (const char* name : {"init_config", "init_nondeterministic"}) {
+    tandem::v1::InitializeRequest init;
+    init.set_name(name);
+    init.set_payload("cfg");
+    tandem::v1::InitializeResponse answer;
+    ASSERT_TRUE(s.admin->Initialize(Context("admin").get(), init, &answer).ok()) << name;
+  }
+  // Every warm-up now diverges at call 1, so no block finds a fresh instance.
+  grpc::Status stuck = s.indexer->SubmitBlock(Context().get(), BlockRequest(2, ""), &block);
+  EXPECT_EQ(stuck.error_code(), grpc::StatusCode::UNAVAILABLE) << stuck.error_message();
+
+  tandem::v1::ResetReplayLogRequest request;
+  tandem::v1::ResetReplayLogResponse response;
+  EXPECT_EQ(s.admin->ResetReplayLog(Context().get(), request, &response).error_code(),
+            grpc::StatusCode::UNAUTHENTICATED);
+  request.set_keep_calls(5);
+  EXPECT_EQ(s.admin->ResetReplayLog(Context("admin").get(), request, &response).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  request.set_keep_calls(1);
+  grpc::Status reset = s.admin->ResetReplayLog(Context("admin").get(), request, &response);
+  ASSERT_TRUE(reset.ok()) << reset.error_message();
+  EXPECT_EQ(response.dropped_calls(), 1u);
+  EXPECT_EQ(response.replay_log_calls(), 1u);
+
+  grpc::Status recovered = s.indexer->SubmitBlock(Context().get(), BlockRequest(2, ""), &block);
+  ASSERT_TRUE(recovered.ok()) << recovered.error_message();
+  tandem::v1::StatusResponse status;
+  ASSERT_TRUE(s.admin->Status(Context("admin").get(), {}, &status).ok());
+  EXPECT_EQ(status.replay_log_calls(), 1u);
+  tandem::v1::ViewRequest view;
+  view.set_name("config");
+  tandem::v1::ViewResponse config_view;
+  ASSERT_TRUE(s.indexer->View(Context().get(), view, &config_view).ok());
+  EXPECT_EQ(config_view.answer(), "cfg");  // The kept call is still replayed.
+}
+
 TEST(AdminServiceTest, SwapPublishesTheStandbyAndEventsShowIt) {
   TempDir dir;
   ServerConfig config = TestConfig(dir);

@@ -165,6 +165,20 @@ TEST_F(MetricsTest, SwapsCountByReasonAndObservePauseFromOneMicrosecond) {
   EXPECT_EQ(scrape.Value("tandem_swap_pause_seconds_bucket{le=\"+Inf\"}"), 4);
 }
 
+TEST_F(MetricsTest, ReplayLogResetsCountWithTheCallsTheyDropped) {
+  EXPECT_EQ(Serialize(*registry_).Value("tandem_replay_log_resets_total"), 0);
+  for (uint64_t dropped : {3u, 0u, 2u}) {
+    proxy::PairEvent reset = Event(proxy::PairEvent::Kind::kReplayLogReset);
+    reset.replay_log_calls_dropped = dropped;
+    metrics_.OnPairEvent(reset);
+  }
+  metrics_.OnPairEvent(Swap(proxy::SwapReason::kReplayLogReset, absl::Microseconds(5)));
+  Scrape scrape = Serialize(*registry_);
+  EXPECT_EQ(scrape.Value("tandem_replay_log_resets_total"), 3);
+  EXPECT_EQ(scrape.Value("tandem_replay_log_calls_dropped_total"), 5);
+  EXPECT_EQ(scrape.Value("tandem_swaps_total{reason=\"replay_log_reset\"}"), 1);
+}
+
 TEST_F(MetricsTest, WarmDurationsAndFailureCauses) {
   proxy::PairEvent ready = Event(proxy::PairEvent::Kind::kWarmReady);
   ready.duration = absl::Milliseconds(20);

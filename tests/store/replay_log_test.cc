@@ -100,6 +100,33 @@ TEST(ReplayLogTest, ClearEmptiesTheLogDurably) {
   EXPECT_THAT(store->replay_log().List().value(), ElementsAre(e));
 }
 
+TEST(ReplayLogTest, TruncateKeepsTheFirstCallsDurably) {
+  t::TempDir dir;
+  const ReplayCall a = Call("a", "1");
+  const ReplayCall b = Call("b", "22");
+  const ReplayCall c = Call("c", "333");
+  {
+    std::unique_ptr<BlockStore> store = OpenStore(dir.path());
+    ASSERT_TRUE(store);
+    for (const ReplayCall& call : {a, b, c}) ASSERT_TRUE(store->replay_log().Append(call).ok());
+    absl::StatusOr<uint64_t> beyond = store->replay_log().Truncate(4);
+    EXPECT_EQ(beyond.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_THAT(beyond.status().message(), HasSubstr("holds 3 calls"));
+    EXPECT_EQ(store->replay_log().Truncate(3).value(), 0u);
+    EXPECT_EQ(store->replay_log().Truncate(1).value(), 2u);
+    EXPECT_THAT(store->replay_log().List().value(), ElementsAre(a));
+    EXPECT_EQ(store->replay_log().Stats().calls, 1u);
+    EXPECT_EQ(store->replay_log().Stats().bytes, 1u + 1u + 32u);
+  }
+  std::unique_ptr<BlockStore> store = OpenStore(dir.path());
+  ASSERT_TRUE(store);
+  EXPECT_THAT(store->replay_log().List().value(), ElementsAre(a));
+  ASSERT_TRUE(store->replay_log().Append(c).ok());  // Appends go after what was kept.
+  EXPECT_THAT(store->replay_log().List().value(), ElementsAre(a, c));
+  EXPECT_EQ(store->replay_log().Truncate(0).value(), 2u);
+  EXPECT_THAT(store->replay_log().List().value(), ElementsAre());
+}
+
 TEST(ReplayLogTest, IsIndependentOfBlocksAndRollback) {
   t::TempDir dir;
   std::unique_ptr<BlockStore> store = OpenStore(dir.path());

@@ -194,6 +194,27 @@ TEST_F(TandemctlTest, ExitStatusesSayWhatHappened) {
   EXPECT_THAT(unreachable.err, HasSubstr("UNAVAILABLE"));
 }
 
+TEST_F(TandemctlTest, InitResetAndTheBindingInTip) {
+  Result reset = Ctl({"init", "--reset"});
+  EXPECT_EQ(reset.status, 0) << reset.err;
+  EXPECT_THAT(reset.out, HasSubstr("dropped     0 calls"));
+  Result json = Ctl({"--json", "init", "--reset"});
+  EXPECT_EQ(json.status, 0) << json.err;
+  EXPECT_THAT(json.out, HasSubstr("\"dropped_calls\":0"));
+  Result beyond = Ctl({"init", "--reset", "--keep=2"});
+  EXPECT_EQ(beyond.status, 1) << beyond.err;
+  EXPECT_THAT(beyond.err, HasSubstr("holds 0 calls"));
+  EXPECT_EQ(Ctl({"init", "--reset", "some_export"}).status, 2);
+  EXPECT_EQ(Ctl({"init", "some_export", "--keep=1"}).status, 2);
+
+  Result tip = Ctl({"tip"});
+  EXPECT_EQ(tip.status, 0) << tip.err;
+  EXPECT_THAT(tip.out, HasSubstr("memory cap  4294967296 bytes"));
+  EXPECT_THAT(tip.out, HasSubstr("module      "));
+  Result tip_json = Ctl({"--json", "tip"});
+  EXPECT_THAT(tip_json.out, HasSubstr("\"memory_limit_bytes\":4294967296"));
+}
+
 TEST_F(TandemctlTest, WatchPrintsEvents) {
   std::vector<std::string> argv = {TANDEMCTL, absl::StrCat("--admin_addr=127.0.0.1:", admin_port_),
                                    "--admin_token=admintok", "watch", "--count=1"};
