@@ -54,6 +54,7 @@
 #include "rocksdb/options.h"
 #include "rocksdb/statistics.h"
 #include "rocksdb/table.h"
+#include "rocksdb/utilities/checkpoint.h"
 #include "rocksdb/write_batch.h"
 #include "rocksdb/write_buffer_manager.h"
 #include "store/keys.h"
@@ -942,6 +943,18 @@ std::optional<BlockRecord> BlockStore::GetTip() const {
 std::optional<uint32_t> BlockStore::GetStartHeight() const {
   util::MutexLock lock(&state_mu_);
   return chain_.start;
+}
+
+absl::Status BlockStore::CreateCheckpoint(const fs::path& directory) const {
+  rocksdb::Checkpoint* raw = nullptr;
+  if (rocksdb::Status s = rocksdb::Checkpoint::Create(db_.get(), &raw); !s.ok()) {
+    return FromRocksDbStatus(s, "starting a checkpoint");
+  }
+  std::unique_ptr<rocksdb::Checkpoint> checkpoint(raw);
+  // 0: flush the memtables first, so the copy needs no WAL replay of its own.
+  return FromRocksDbStatus(checkpoint->CreateCheckpoint(directory.string(),
+                                                        /*log_size_for_flush=*/0),
+                           absl::StrCat("checkpoint into ", directory.string()));
 }
 
 absl::Status BlockStore::BindIdentity(const NodeIdentity& identity) {

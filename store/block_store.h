@@ -206,6 +206,12 @@ class BlockStore {
   // decision, taken before the store is opened. UNAVAILABLE / DATA_LOSS from the database.
   absl::Status BindIdentity(const NodeIdentity& identity);
 
+  // A consistent copy of the database in `directory` (which must not exist), taken while commits
+  // go on: a RocksDB checkpoint, hard links to the table files where the file system allows.
+  // It holds whole blocks only. store/snapshot.h adds the manifest. Errors: the database's, as
+  // UNAVAILABLE (I/O, a read-only folder), RESOURCE_EXHAUSTED (no space), and so on.
+  absl::Status CreateCheckpoint(const std::filesystem::path& directory) const;
+
   // The replay log kept in this store's database. Lives as long as the store.
   ReplayLog& replay_log() { return *replay_log_; }
 

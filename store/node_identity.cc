@@ -2,17 +2,13 @@
 // them. It must never know what a module is: digests only.
 #include "store/node_identity.h"
 
-#include <cstdarg>
 #include <memory>
-#include <system_error>
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "rocksdb/db.h"
-#include "rocksdb/env.h"
-#include "rocksdb/options.h"
+#include "store/inspection.h"
 #include "store/keys.h"
-#include "store/rocksdb_status.h"
 #include "store/state_root.h"
 #include "util/failure_cause.h"
 
@@ -23,24 +19,8 @@ namespace fs = std::filesystem;
 
 constexpr size_t kEncodedSize = kHashSize + 8;
 
-// A refused database must stay as it was: no LOG file rotated, nothing written.
-class SilentLogger : public rocksdb::Logger {
- public:
-  using rocksdb::Logger::Logv;
-  void Logv(const char* /*format*/, va_list /*ap*/) override {}
-};
-
 std::string Hex(std::string_view bytes) {
   return absl::BytesToHexString(absl::string_view(bytes.data(), bytes.size()));
-}
-
-absl::StatusOr<std::optional<std::string>> ReadMeta(rocksdb::DB& db, const char* key,
-                                                    absl::string_view what) {
-  std::string value;
-  const rocksdb::Status s = db.Get(rocksdb::ReadOptions(), key, &value);
-  if (s.IsNotFound()) return std::nullopt;
-  if (!s.ok()) return FromRocksDbStatus(s, absl::StrCat("reading the ", what));
-  return value;
 }
 
 }  // namespace
@@ -60,33 +40,20 @@ absl::StatusOr<NodeIdentity> DecodeNodeIdentity(std::string_view in) {
 }
 
 absl::StatusOr<StoredIdentity> ReadStoredIdentity(const fs::path& path) {
-  std::error_code error;
-  if (!fs::exists(path / "CURRENT", error)) return StoredIdentity{};
-  rocksdb::Options options;
-  options.create_if_missing = false;
-  options.info_log = std::make_shared<SilentLogger>();
-  // Only `default` holds what is read here; a read-only open may leave the other families out.
-  rocksdb::DB* raw = nullptr;
-  if (const rocksdb::Status s = rocksdb::DB::OpenForReadOnly(options, path.string(), &raw);
-      !s.ok()) {
-    // Not a database BlockStore could open either: let its Open say why, with its own words.
-    if (s.IsCorruption()) {
-      return absl::DataLossError(
-          absl::StrCat("database at ", path.string(), " is corrupt: ", s.ToString()));
-    }
-    return StoredIdentity{};
-  }
-  std::unique_ptr<rocksdb::DB> db(raw);
+  absl::StatusOr<std::unique_ptr<rocksdb::DB>> db = OpenForInspection(path);
+  if (!db.ok()) return db.status();
+  if (*db == nullptr) return StoredIdentity{};
   StoredIdentity stored;
   absl::StatusOr<std::optional<std::string>> record =
-      ReadMeta(*db, keys::kNodeIdentityKey, "node identity");
+      InspectKey(**db, keys::kNodeIdentityKey, "node identity");
   if (!record.ok()) return record.status();
   if (record->has_value()) {
     absl::StatusOr<NodeIdentity> identity = DecodeNodeIdentity(**record);
     if (!identity.ok()) return identity.status();
     stored.bound = *std::move(identity);
   }
-  absl::StatusOr<std::optional<std::string>> start = ReadMeta(*db, keys::kStartKey, "start height");
+  absl::StatusOr<std::optional<std::string>> start =
+      InspectKey(**db, keys::kStartKey, "start height");
   if (!start.ok()) return start.status();
   if (start->has_value()) {
     absl::StatusOr<uint32_t> height = keys::DecodeU32(**start, "start height");

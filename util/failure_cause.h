@@ -36,6 +36,9 @@ enum class FailureCause {
   // The database is bound to another module or memory cap than the one given (store/
   // node_identity.h): running blocks would silently compute other roots, so nothing starts.
   kIdentityMismatch,
+  // The --db folder is a snapshot whose files or database differ from its manifest (tampered,
+  // truncated, half-copied): it is refused whole, never half-used.
+  kSnapshotInvalid,
 };
 
 inline constexpr absl::string_view kFailureCausePayloadUrl = "type.tandem.dev/tandem.FailureCause";
@@ -71,6 +74,8 @@ inline absl::string_view FailureCauseName(FailureCause cause) {
       return "no_ready_instance";
     case FailureCause::kIdentityMismatch:
       return "identity_mismatch";
+    case FailureCause::kSnapshotInvalid:
+      return "snapshot_invalid";
   }
   return "unknown";
 }
@@ -95,7 +100,7 @@ inline FailureCause CauseOf(const absl::Status& status) {
   const auto payload = status.GetPayload(kFailureCausePayloadUrl);  // absl::optional<Cord>
   if (!payload.has_value() || payload->size() != 1) return FailureCause::kUnknown;
   const int value = static_cast<unsigned char>(std::string(*payload)[0]);
-  if (value > static_cast<int>(FailureCause::kIdentityMismatch)) return FailureCause::kUnknown;
+  if (value > static_cast<int>(FailureCause::kSnapshotInvalid)) return FailureCause::kUnknown;
   return static_cast<FailureCause>(value);
 }
 
