@@ -91,6 +91,10 @@ absl::string_view PairEventKindName(PairEvent::Kind kind) {
       return "init_call";
     case PairEvent::Kind::kReplayLogReset:
       return "replay_log_reset";
+    case PairEvent::Kind::kSnapshotTaken:
+      return "snapshot_taken";
+    case PairEvent::Kind::kSnapshotFailed:
+      return "snapshot_failed";
   }
   return "unknown";
 }

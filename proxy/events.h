@@ -56,6 +56,10 @@ struct PairEvent {
     kRolledBack,        // height: the new tip.
     kInitCall,          // cause: the export called; replay log size after it.
     kReplayLogReset,    // replay_log_calls_dropped, replay_log_calls (kept); cause says both.
+    // Published by the server's snapshotter (server/snapshotter.h), not by the pair: they share
+    // the pair's event stream so that the log, Admin.WatchEvents and the metrics see them.
+    kSnapshotTaken,   // height: the snapshot's tip (0: none); duration; cause: where, how big.
+    kSnapshotFailed,  // code, failure, cause (where and why); duration.
   };
 
   Kind kind;

@@ -1,14 +1,18 @@
 #include "server/admin_service.h"
 
+#include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
 #include "server/auth.h"
 #include "server/convert.h"
 #include "server/status_mapping.h"
+#include "store/snapshot.h"
 
 namespace tandem::server {
 
-AdminService::AdminService(proxy::InstancePair& pair, EventHub& events, std::string token,
-                           std::string module_path, store::NodeIdentity identity)
+AdminService::AdminService(proxy::InstancePair& pair, Snapshotter& snapshotter, EventHub& events,
+                           std::string token, std::string module_path, store::NodeIdentity identity)
     : pair_(pair),
+      snapshotter_(snapshotter),
       events_(events),
       token_(std::move(token)),
       module_path_(std::move(module_path)),
@@ -56,6 +60,36 @@ grpc::Status AdminService::Initialize(grpc::ServerContext* context,
   response->set_answer(std::move(outcome->answer));
   response->set_digest(std::move(outcome->digest));
   response->set_replay_log_calls(outcome->replay_log_calls);
+  return grpc::Status::OK;
+}
+
+grpc::Status AdminService::Snapshot(grpc::ServerContext* context,
+                                    const tandem::v1::SnapshotRequest* request,
+                                    tandem::v1::SnapshotResponse* response) {
+  if (grpc::Status auth = CheckBearerToken(*context, token_); !auth.ok()) return auth;
+  const std::filesystem::path directory(request->directory());
+  if (!directory.is_absolute()) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                        absl::StrCat("snapshot directory must be an absolute path on the "
+                                     "server's machine, not '",
+                                     request->directory(), "'"));
+  }
+  // The caller's deadline bounds the work, and a caller that goes away abandons it.
+  store::SnapshotLimits limits;
+  limits.deadline = absl::FromChrono(context->deadline());
+  limits.cancelled = [context] { return context->IsCancelled(); };
+  absl::StatusOr<store::SnapshotManifest> manifest =
+      snapshotter_.Take(directory, std::move(limits));
+  if (!manifest.ok()) return ToGrpcStatus(manifest.status());
+  if (manifest->tip.has_value()) ToProto(*manifest->tip, response->mutable_tip());
+  if (manifest->start_height.has_value()) response->set_start_height(*manifest->start_height);
+  if (manifest->identity.has_value()) {
+    response->set_module_sha256(manifest->identity->module_sha256);
+    response->set_memory_limit_bytes(manifest->identity->memory_limit_bytes);
+  }
+  response->set_format_version(manifest->format_version);
+  response->set_files(manifest->files.size());
+  response->set_bytes(manifest->TotalBytes());
   return grpc::Status::OK;
 }
 

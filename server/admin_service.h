@@ -6,6 +6,7 @@
 
 #include "proxy/instance_pair.h"
 #include "server/event_hub.h"
+#include "server/snapshotter.h"
 #include "store/node_identity.h"
 #include "tandem/v1/tandem.grpc.pb.h"
 
@@ -22,8 +23,9 @@ class AdminService final : public tandem::v1::Admin::Service {
   // REQUIRES: `pair` and `events` outlive the service and every call it runs. `token` empty: no
   // token required. `module_path` and `identity` (the module digest and cap the database is
   // bound to) are reported by Status.
-  AdminService(proxy::InstancePair& pair, EventHub& events, std::string token,
-               std::string module_path, store::NodeIdentity identity);
+  // `snapshotter` (Snapshot's) must outlive the service too.
+  AdminService(proxy::InstancePair& pair, Snapshotter& snapshotter, EventHub& events,
+               std::string token, std::string module_path, store::NodeIdentity identity);
 
   grpc::Status Status(grpc::ServerContext* context, const tandem::v1::StatusRequest* request,
                       tandem::v1::StatusResponse* response) override;
@@ -32,6 +34,8 @@ class AdminService final : public tandem::v1::Admin::Service {
   grpc::Status Initialize(grpc::ServerContext* context,
                           const tandem::v1::InitializeRequest* request,
                           tandem::v1::InitializeResponse* response) override;
+  grpc::Status Snapshot(grpc::ServerContext* context, const tandem::v1::SnapshotRequest* request,
+                        tandem::v1::SnapshotResponse* response) override;
   grpc::Status ResetReplayLog(grpc::ServerContext* context,
                               const tandem::v1::ResetReplayLogRequest* request,
                               tandem::v1::ResetReplayLogResponse* response) override;
@@ -44,6 +48,7 @@ class AdminService final : public tandem::v1::Admin::Service {
  private:
   // Constant after construction.
   proxy::InstancePair& pair_;
+  Snapshotter& snapshotter_;
   EventHub& events_;
   const std::string token_;
   const std::string module_path_;

@@ -101,6 +101,12 @@ absl::Status ValidateListenAddress(absl::string_view flag, absl::string_view add
 absl::Status ValidateConfig(const ServerConfig& config) {
   if (config.module_path.empty()) return Invalid("module", "must name a .wasm file");
   if (config.db_path.empty()) return Invalid("db", "must name a database folder");
+  if (config.snapshot_every > 0 && config.snapshot_dir.empty()) {
+    return Invalid("snapshot_every", "needs --snapshot_dir, the folder the snapshots go to");
+  }
+  if (config.snapshot_deadline <= absl::ZeroDuration()) {
+    return Invalid("snapshot_deadline", "must be positive");
+  }
   if (absl::Status s = ValidateListenAddress("listen", config.listen); !s.ok()) return s;
   if (!config.admin_listen.empty()) {
     if (absl::Status s = ValidateListenAddress("admin_listen", config.admin_listen); !s.ok()) {

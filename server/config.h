@@ -20,6 +20,13 @@ struct ServerConfig {
   std::string module_path;
   // The RocksDB database folder; created when missing.
   std::string db_path = "./data/tandem-db";
+  // Periodic snapshots (server/snapshotter.h): into `snapshot_dir`, after every `snapshot_every`
+  // committed blocks (0: none), keeping the newest `snapshot_keep` (0: all). Each snapshot, also
+  // Admin.Snapshot's, gives up after `snapshot_deadline`.
+  std::string snapshot_dir;
+  uint32_t snapshot_every = 0;
+  uint32_t snapshot_keep = 3;
+  absl::Duration snapshot_deadline = absl::Minutes(30);
   // host:port of the public listener (Indexer). Port 0 picks a free port.
   std::string listen = "127.0.0.1:50051";
   // host:port of the admin listener (Admin); empty for none.

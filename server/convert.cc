@@ -193,6 +193,10 @@ tandem::v1::PairEvent::Kind ToProto(proxy::PairEvent::Kind kind) {
       return V1::KIND_INIT_CALL;
     case Kind::kReplayLogReset:
       return V1::KIND_REPLAY_LOG_RESET;
+    case Kind::kSnapshotTaken:
+      return V1::KIND_SNAPSHOT_TAKEN;
+    case Kind::kSnapshotFailed:
+      return V1::KIND_SNAPSHOT_FAILED;
   }
   return V1::KIND_UNSPECIFIED;
 }

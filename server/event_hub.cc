@@ -43,7 +43,12 @@ std::string DescribeEvent(const proxy::PairEvent& event) {
       break;
     case Kind::kInitCall:
     case Kind::kReplayLogReset:
+    case Kind::kSnapshotFailed:
       absl::StrAppend(&text, ": ", event.cause);
+      break;
+    case Kind::kSnapshotTaken:
+      absl::StrAppend(&text, ": tip ", event.height, " in ", absl::FormatDuration(event.duration),
+                      ": ", event.cause);
       break;
   }
   return text;
@@ -58,7 +63,7 @@ void EventHub::OnPairEvent(const proxy::PairEvent& event) {
   using Kind = proxy::PairEvent::Kind;
   bool trouble = event.kind == Kind::kWarmFailed || event.kind == Kind::kInstanceFailed ||
                  event.kind == Kind::kBlockFailed || event.kind == Kind::kSwapDelayed ||
-                 event.kind == Kind::kReplayLogReset;
+                 event.kind == Kind::kReplayLogReset || event.kind == Kind::kSnapshotFailed;
   logger_.Write(trouble ? Logger::Severity::kWarning : Logger::Severity::kInfo,
                 DescribeEvent(event));
   uint64_t dropped_now = 0;

@@ -60,7 +60,22 @@ ABSL_FLAG(std::string, module, "",
           "the build tree's).");
 ABSL_FLAG(std::string, db, "./data/tandem-db",
           "Folder of the RocksDB database (blocks, versioned state, replay log). Created when "
-          "missing; only one tandemd may open it at a time.");
+          "missing; only one tandemd may open it at a time. A snapshot folder (Admin.Snapshot, "
+          "--snapshot_every) is checked file by file against its manifest first and refused, "
+          "with exit status 4, when anything differs; then the node resumes from its tip.");
+ABSL_FLAG(std::string, snapshot_dir, "",
+          "Folder for the periodic snapshots of --snapshot_every, each named snapshot-<tip "
+          "height in ten digits>. Created when missing.");
+ABSL_FLAG(uint32_t, snapshot_every, 0,
+          "Take a snapshot into --snapshot_dir after every this many committed blocks, on a "
+          "thread of its own (ingest never waits for it; a failure is logged, counted and "
+          "reported, and ingest carries on). 0: none.");
+ABSL_FLAG(uint32_t, snapshot_keep, 3,
+          "How many periodic snapshots to keep in --snapshot_dir: the newest; older ones are "
+          "removed after each new one. 0 keeps all.");
+ABSL_FLAG(absl::Duration, snapshot_deadline, absl::Minutes(30),
+          "Deadline of one snapshot (periodic or Admin.Snapshot): past it, it is abandoned and "
+          "its folder removed.");
 ABSL_FLAG(std::string, listen, "127.0.0.1:50051",
           "host:port of the public gRPC listener (Indexer, health, reflection). Port 0 picks a "
           "free port. Use 0.0.0.0:PORT to accept remote clients (then set --token and TLS).");
@@ -165,7 +180,8 @@ std::vector<char*> ParseFlagsOrExit(int argc, char** argv) {
       "serves a WebAssembly indexer over gRPC, with two instances swapped atomically.\n"
       "Usage: tandemd [--module=guest.wasm] [--db=./data/tandem-db] [flags]\n"
       "Exit status: 0 after a clean shutdown (SIGTERM/SIGINT), 1 when start-up fails, 2 for a "
-      "bad flag.";
+      "bad flag, 3 when --db is bound to another module or memory cap, 4 when --db is a "
+      "snapshot that does not match its manifest.";
   // --help lists tandemd's own flags (defined in this file), not abseil's internal ones.
   command_line.help_flag_files = {"server/flags.cc"};
   command_line.usage_error_status = kExitUsage;
@@ -178,6 +194,10 @@ absl::StatusOr<ServerConfig> ServerConfigFromFlags() {
   config.module_path = absl::GetFlag(FLAGS_module);
   if (config.module_path.empty()) config.module_path = BundledModulePath();
   config.db_path = absl::GetFlag(FLAGS_db);
+  config.snapshot_dir = absl::GetFlag(FLAGS_snapshot_dir);
+  config.snapshot_every = absl::GetFlag(FLAGS_snapshot_every);
+  config.snapshot_keep = absl::GetFlag(FLAGS_snapshot_keep);
+  config.snapshot_deadline = absl::GetFlag(FLAGS_snapshot_deadline);
   config.listen = absl::GetFlag(FLAGS_listen);
   config.admin_listen = absl::GetFlag(FLAGS_admin_listen);
   config.admin_on_public = absl::GetFlag(FLAGS_admin_on_public);

@@ -17,6 +17,9 @@ inline constexpr int kExitUsage = 2;    // A flag is unknown, malformed or out o
 // The database's blocks were computed with another --module or --memory_limit: restarting with
 // the same flags cannot help (a service manager should not retry), the operator must act.
 inline constexpr int kExitDatabaseBound = 3;
+// --db is a snapshot that does not match its manifest (tampered or truncated): retrying cannot
+// help either; take or copy the snapshot again.
+inline constexpr int kExitSnapshotInvalid = 4;
 
 // Parses argv with abseil. Exits the process with kExitUsage (and abseil's message) on an unknown
 // flag or a value that does not parse, and with kExitOk after --help / --helpfull / --version.

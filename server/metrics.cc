@@ -63,6 +63,14 @@ const Histogram::BucketBoundaries& ViewBuckets() {
   return *buckets;
 }
 
+// Snapshots: a checkpoint of hard links and the digest of every file, milliseconds for a small
+// database to the 30 min default deadline for a large one copied across file systems.
+const Histogram::BucketBoundaries& SnapshotBuckets() {
+  static const auto* buckets = new Histogram::BucketBoundaries{
+      1e-2, 2.5e-2, 5e-2, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800};
+  return *buckets;
+}
+
 constexpr std::array<proxy::SwapReason, 8> kSwapReasons = {
     proxy::SwapReason::kBlock,   proxy::SwapReason::kThreshold,     proxy::SwapReason::kManual,
     proxy::SwapReason::kFailure, proxy::SwapReason::kStartup,       proxy::SwapReason::kRollback,
@@ -260,6 +268,21 @@ Metrics::Metrics(std::shared_ptr<prometheus::Registry> registry)
                         "Operator resets of the replay log (Admin.ResetReplayLog).")),
       replay_log_calls_dropped_(SingleCounter(*registry_, "tandem_replay_log_calls_dropped_total",
                                               "Init calls dropped from the replay log by resets.")),
+      snapshots_(CounterFamily(*registry_, "tandem_snapshots_total",
+                               "Snapshots (Admin.Snapshot and --snapshot_every), by outcome: ok "
+                               "or failed.")),
+      snapshots_taken_(snapshots_.Add({{"outcome", "ok"}})),
+      snapshots_failed_(snapshots_.Add({{"outcome", "failed"}})),
+      snapshot_seconds_(SingleHistogram(*registry_, "tandem_snapshot_seconds",
+                                        "Duration of snapshots, taken or failed.",
+                                        SnapshotBuckets())),
+      last_snapshot_time_(GaugeFamily(*registry_, "tandem_last_snapshot_timestamp_seconds",
+                                      "Unix time of the latest snapshot this process took.")),
+      last_snapshot_height_(GaugeFamily(*registry_, "tandem_last_snapshot_height",
+                                        "Tip height of the latest snapshot this process took.")),
+      last_snapshot_failure_time_(
+          GaugeFamily(*registry_, "tandem_last_snapshot_failure_timestamp_seconds",
+                      "Unix time of the latest snapshot that failed in this process.")),
       views_(CounterFamily(*registry_, "tandem_views_total",
                            "View calls, by outcome (ok or the failure's code).")),
       view_seconds_(SingleHistogram(*registry_, "tandem_view_seconds", "Duration of view calls.",
@@ -350,6 +373,34 @@ void Metrics::OnPairEvent(const proxy::PairEvent& event) {
       replay_log_resets_.Increment();
       replay_log_calls_dropped_.Increment(static_cast<double>(event.replay_log_calls_dropped));
       break;
+    case Kind::kSnapshotTaken: {
+      snapshots_taken_.Increment();
+      Observe(snapshot_seconds_, event.duration);
+      util::MutexLock lock(&snapshot_mu_);
+      if (event.time > last_snapshot_) {
+        last_snapshot_ = event.time;
+        if (last_snapshot_time_series_ == nullptr) {
+          last_snapshot_time_series_ = &last_snapshot_time_.Add({});
+          last_snapshot_height_series_ = &last_snapshot_height_.Add({});
+        }
+        last_snapshot_time_series_->Set(absl::ToDoubleSeconds(event.time - absl::UnixEpoch()));
+        last_snapshot_height_series_->Set(event.height);
+      }
+      break;
+    }
+    case Kind::kSnapshotFailed: {
+      snapshots_failed_.Increment();
+      Observe(snapshot_seconds_, event.duration);
+      util::MutexLock lock(&snapshot_mu_);
+      if (event.time > last_snapshot_failure_) {
+        last_snapshot_failure_ = event.time;
+        if (last_snapshot_failure_series_ == nullptr) {
+          last_snapshot_failure_series_ = &last_snapshot_failure_time_.Add({});
+        }
+        last_snapshot_failure_series_->Set(absl::ToDoubleSeconds(event.time - absl::UnixEpoch()));
+      }
+      break;
+    }
     case Kind::kWarmStarted:
     case Kind::kStandbyDiscarded:
     case Kind::kInitCall:

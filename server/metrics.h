@@ -78,6 +78,11 @@ struct BuildInfo {
 //     tandem_rollbacks_total                rollbacks.
 //     tandem_replay_log_resets_total        operator resets of the replay log.
 //     tandem_replay_log_calls_dropped_total init calls those resets dropped.
+//     tandem_snapshots_total{outcome}       snapshots (server/snapshotter.h): ok or failed.
+//     tandem_snapshot_seconds               each snapshot's duration, taken or failed.
+//     tandem_last_snapshot_timestamp_seconds, tandem_last_snapshot_height  the latest snapshot
+//                                           taken (no series until this process takes one).
+//     tandem_last_snapshot_failure_timestamp_seconds  the latest that failed (likewise).
 //   From RecordView / RecordGrpcStarted / RecordGrpc:
 //     tandem_views_total{outcome}, tandem_view_seconds,
 //     grpc_server_started_total{grpc_service,grpc_method} (calls in flight = started - handled),
@@ -183,6 +188,13 @@ class Metrics final : public proxy::PairEventSink {
   prometheus::Counter& rollbacks_;
   prometheus::Counter& replay_log_resets_;
   prometheus::Counter& replay_log_calls_dropped_;
+  prometheus::Family<prometheus::Counter>& snapshots_;
+  prometheus::Counter& snapshots_taken_;   // outcome="ok"
+  prometheus::Counter& snapshots_failed_;  // outcome="failed"
+  prometheus::Histogram& snapshot_seconds_;
+  prometheus::Family<prometheus::Gauge>& last_snapshot_time_;
+  prometheus::Family<prometheus::Gauge>& last_snapshot_height_;
+  prometheus::Family<prometheus::Gauge>& last_snapshot_failure_time_;
 
   prometheus::Family<prometheus::Counter>& views_;
   prometheus::Histogram& view_seconds_;
@@ -228,6 +240,14 @@ class Metrics final : public proxy::PairEventSink {
   util::Mutex commit_mu_;
   prometheus::Gauge* last_commit_series_ ABSL_GUARDED_BY(commit_mu_) = nullptr;
   absl::Time last_commit_ ABSL_GUARDED_BY(commit_mu_) = absl::InfinitePast();
+
+  // Keeps the last-snapshot gauges at the latest snapshot when two snapshots' events race.
+  util::Mutex snapshot_mu_;
+  prometheus::Gauge* last_snapshot_time_series_ ABSL_GUARDED_BY(snapshot_mu_) = nullptr;
+  prometheus::Gauge* last_snapshot_height_series_ ABSL_GUARDED_BY(snapshot_mu_) = nullptr;
+  absl::Time last_snapshot_ ABSL_GUARDED_BY(snapshot_mu_) = absl::InfinitePast();
+  prometheus::Gauge* last_snapshot_failure_series_ ABSL_GUARDED_BY(snapshot_mu_) = nullptr;
+  absl::Time last_snapshot_failure_ ABSL_GUARDED_BY(snapshot_mu_) = absl::InfinitePast();
 };
 
 // Passes each of the pair's events to several sinks in order (the pair takes one sink; tandemd

@@ -21,6 +21,7 @@
 #include "server/health.h"
 #include "server/listen_check.h"
 #include "store/node_identity.h"
+#include "store/snapshot.h"
 #include "store/state_root.h"
 #include "util/failure_cause.h"
 #include "util/status_macros.h"
@@ -94,6 +95,31 @@ absl::StatusOr<std::unique_ptr<TandemServer>> TandemServer::Start(const ServerCo
     std::error_code ignored;  // Open reports a missing or unusable folder itself.
     std::filesystem::create_directories(db_path.parent_path(), ignored);
   }
+  // A snapshot is checked whole before anything opens it: a tampered or truncated one is refused,
+  // never half-used.
+  absl::StatusOr<std::optional<store::SnapshotManifest>> snapshot =
+      store::ReadSnapshotManifest(db_path);
+  if (!snapshot.ok()) {
+    return util::WithCause(
+        absl::Status(snapshot.status().code(),
+                     absl::StrCat("refusing to start from --db ", config.db_path, ": ",
+                                  snapshot.status().message(), "; take or copy it again")),
+        util::FailureCause::kSnapshotInvalid);
+  }
+  if (snapshot->has_value()) {
+    const absl::Time began = absl::Now();
+    if (absl::Status verified = store::VerifySnapshot(db_path, **snapshot); !verified.ok()) {
+      return util::WithCause(
+          absl::Status(verified.code(), absl::StrCat("refusing to start from ", verified.message(),
+                                                     "; take or copy the snapshot again")),
+          util::FailureCause::kSnapshotInvalid);
+    }
+    logger.Info(absl::StrCat(
+        "--db ", config.db_path, " is a snapshot (", (*snapshot)->files.size(), " files, ",
+        (*snapshot)->TotalBytes(), " bytes) whose every file matches its manifest (checked in ",
+        absl::FormatDuration(absl::Trunc(absl::Now() - began, absl::Milliseconds(1))), "); tip ",
+        (*snapshot)->tip.has_value() ? absl::StrCat((*snapshot)->tip->height) : "none"));
+  }
   // The binding is checked before the read-write open: a refused database stays byte for byte
   // as it was.
   server->identity_ =
@@ -112,6 +138,12 @@ absl::StatusOr<std::unique_ptr<TandemServer>> TandemServer::Start(const ServerCo
         "), or index into a new --db");
     return util::WithCause(absl::Status(verdict.status().code(), message),
                            util::CauseOf(verdict.status()));
+  }
+  if (snapshot->has_value()) {
+    // From now on the folder is a live database: its manifest only says where it came from. Marked
+    // before the read-write open changes any file, so a crash in between cannot leave a manifest
+    // that no longer matches (which would refuse every later start).
+    TANDEM_RETURN_IF_ERROR(store::MarkSnapshotRestored(db_path));
   }
   absl::StatusOr<std::unique_ptr<store::BlockStore>> store =
       store::BlockStore::Open(db_path, StoreOptionsFromConfig(config));
@@ -144,10 +176,26 @@ absl::StatusOr<std::unique_ptr<TandemServer>> TandemServer::Start(const ServerCo
       std::make_unique<EventHub>(logger, /*queue_limit=*/1024, server->metrics_.get());
   server->pair_events_ = std::make_unique<PairEventFanOut>(
       std::vector<proxy::PairEventSink*>{server->events_.get(), server->metrics_.get()});
+  SnapshotSchedule schedule;
+  schedule.directory = config.snapshot_dir;
+  schedule.every = config.snapshot_every;
+  schedule.keep = config.snapshot_keep;
+  schedule.deadline = config.snapshot_deadline;
+  server->snapshotter_ = std::make_unique<Snapshotter>(*server->store_, std::move(schedule),
+                                                       *server->pair_events_, logger);
+  if (config.snapshot_every > 0) {
+    logger.Info(absl::StrCat("a snapshot every ", config.snapshot_every, " blocks into ",
+                             config.snapshot_dir, ", keeping ",
+                             config.snapshot_keep == 0
+                                 ? std::string("all")
+                                 : absl::StrCat("the last ", config.snapshot_keep)));
+  }
+  server->pair_sink_ = std::make_unique<PairEventFanOut>(
+      std::vector<proxy::PairEventSink*>{server->pair_events_.get(), server->snapshotter_.get()});
   proxy::PairOptions pair_options = PairOptionsFromConfig(config);
   pair_options.instance.log_sink = &logger;
   server->pair_ = std::make_unique<proxy::InstancePair>(*server->module_, *server->store_,
-                                                        pair_options, server->pair_events_.get());
+                                                        pair_options, server->pair_sink_.get());
   if (absl::Status ready = server->pair_->WaitUntilReady(config.warm_deadline); !ready.ok()) {
     logger.Warning(
         absl::StrCat("no instance is ready yet (calls answer UNAVAILABLE until one "
@@ -231,8 +279,8 @@ absl::Status TandemServer::StartListeners() {
   public_builder.SetMaxSendMessageSize(max_message);
   public_builder.RegisterService(indexer_.get());
   if (config_.admin_on_public) {
-    public_admin_ = std::make_unique<AdminService>(*pair_, *events_, config_.admin_token,
-                                                   config_.module_path, identity_);
+    public_admin_ = std::make_unique<AdminService>(
+        *pair_, *snapshotter_, *events_, config_.admin_token, config_.module_path, identity_);
     public_builder.RegisterService(public_admin_.get());
   }
   public_server_ = public_builder.BuildAndStart();
@@ -247,7 +295,7 @@ absl::Status TandemServer::StartListeners() {
                             config_.tls_cert_path.empty() ? "" : " (TLS)"));
 
   if (!config_.admin_listen.empty()) {
-    admin_ = std::make_unique<AdminService>(*pair_, *events_, config_.admin_token,
+    admin_ = std::make_unique<AdminService>(*pair_, *snapshotter_, *events_, config_.admin_token,
                                             config_.module_path, identity_);
     grpc::ServerBuilder admin_builder;
     admin_builder.experimental().SetInterceptorCreators(metric_interceptors());
@@ -367,6 +415,8 @@ void TandemServer::Shutdown(absl::Duration grace) {
   StopMetricsExposer(std::move(metrics_exposer_), config_.metrics_listen);
   metrics_collectable_.reset();
   pair_.reset();  // No call can be in flight any more: every server has shut down.
+  pair_sink_.reset();
+  snapshotter_.reset();  // Abandons a periodic snapshot in progress (its folder is removed).
   pair_events_.reset();
   events_.reset();
   metrics_.reset();

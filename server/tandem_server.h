@@ -20,6 +20,7 @@
 #include "server/metrics.h"
 #include "server/peer_budget.h"
 #include "server/port_file.h"
+#include "server/snapshotter.h"
 #include "store/block_store.h"
 #include "util/mutex.h"
 
@@ -36,6 +37,10 @@ class TandemServer {
   //   FAILED_PRECONDITION              carrying util::FailureCause::kIdentityMismatch: the
   //                                    database's blocks were computed with another module or
   //                                    memory cap (the message names both; nothing was touched);
+  //   DATA_LOSS (or UNAVAILABLE)       carrying util::FailureCause::kSnapshotInvalid: --db is a
+  //                                    snapshot whose files or database differ from its
+  //                                    manifest (the message names the first difference;
+  //                                    nothing was touched);
   //   the store's Open errors          (locked by another process, not a tandem store, ...);
   //   UNAVAILABLE                      a listener cannot bind, V8 cannot start.
   // When the first warm-up fails the server still starts (its calls answer UNAVAILABLE until a
@@ -64,6 +69,7 @@ class TandemServer {
 
   proxy::InstancePair& pair() { return *pair_; }
   store::BlockStore& store() { return *store_; }
+  Snapshotter& snapshotter() { return *snapshotter_; }
   const ServerConfig& config() const { return config_; }
   // The module digest and memory cap the database is bound to (equal to this server's).
   const store::NodeIdentity& identity() const { return identity_; }
@@ -87,6 +93,9 @@ class TandemServer {
   std::unique_ptr<Metrics> metrics_;
   std::unique_ptr<EventHub> events_;
   std::unique_ptr<PairEventFanOut> pair_events_;  // events_ and metrics_.
+  // Requested and periodic snapshots; publishes to pair_events_ and hears the pair's events.
+  std::unique_ptr<Snapshotter> snapshotter_;
+  std::unique_ptr<PairEventFanOut> pair_sink_;  // pair_events_ and snapshotter_: the pair's sink.
   std::unique_ptr<proxy::InstancePair> pair_;
   // Scraped by metrics_exposer_; both go before the pair and the store they read.
   std::shared_ptr<MetricsCollectable> metrics_collectable_;

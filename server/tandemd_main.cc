@@ -45,6 +45,9 @@ int main(int argc, char** argv) {
     if (tandem::util::CauseOf(server.status()) == tandem::util::FailureCause::kIdentityMismatch) {
       return tandem::server::kExitDatabaseBound;
     }
+    if (tandem::util::CauseOf(server.status()) == tandem::util::FailureCause::kSnapshotInvalid) {
+      return tandem::server::kExitSnapshotInvalid;
+    }
     return kExitFailure;
   }
   int signal = 0;

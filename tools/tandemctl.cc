@@ -6,6 +6,7 @@
 // status is printed); 2 usage error (unknown command or flag, bad value); 3 input error (a file
 // that cannot be read, a line that is not hex).
 #include <atomic>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <memory>
@@ -95,6 +96,9 @@ constexpr char kUsage[] =
     "                         file; no FILE or '-': stdin) through Indexer.StreamBlocks\n"
     "  view NAME [--height=H] [--request=TEXT | --request_hex=HEX]\n"
     "                         call a view export; prints the answer in hex\n"
+    "  snapshot DIR           take a snapshot of the database into DIR, a new folder on the\n"
+    "                         server's machine (a relative DIR is taken from this folder);\n"
+    "                         start tandemd with --db=DIR to resume from its tip\n"
     "  tip                    the committed tip\n"
     "  block HEIGHT           hash and state root of a committed height\n"
     "  rollback HEIGHT        undo every height above HEIGHT\n"
@@ -500,6 +504,40 @@ int Block(Client& client, const std::vector<std::string>& args) {
   return kExitOk;
 }
 
+int Snapshot(Client& client, const std::vector<std::string>& args) {
+  if (args.size() != 1) return UsageError("snapshot takes one argument: the folder to create");
+  // The server wants an absolute path on its machine; a relative one is taken as relative to
+  // this command's folder, which is what an operator on that machine means.
+  std::error_code error;
+  const std::filesystem::path directory = std::filesystem::absolute(args[0], error);
+  if (error) return UsageError(absl::StrCat("cannot resolve '", args[0], "': ", error.message()));
+  tandem::v1::SnapshotRequest request;
+  request.set_directory(directory.string());
+  tandem::v1::SnapshotResponse response;
+  auto context = client.admin_connection().UnaryContext(absl::Minutes(30));
+  grpc::Status status =
+      client.admin_connection().admin().Snapshot(context.get(), request, &response);
+  if (!status.ok()) return RpcError("snapshot", status);
+  if (absl::GetFlag(FLAGS_json)) {
+    PrintJson(Json{{"directory", directory.string()},
+                   {"tip", RecordJsonOrNull(response.has_tip() ? &response.tip() : nullptr)},
+                   {"start_height",
+                    response.has_start_height() ? Json(response.start_height()) : Json(nullptr)},
+                   {"module_sha256", Hex(response.module_sha256())},
+                   {"memory_limit_bytes", response.memory_limit_bytes()},
+                   {"format_version", response.format_version()},
+                   {"files", response.files()},
+                   {"bytes", response.bytes()}});
+  } else {
+    std::cout << "snapshot    " << directory.string() << " (" << response.files() << " files, "
+              << response.bytes() << " bytes)\n"
+              << "tip         " << (response.has_tip() ? RecordText(response.tip()) : "none")
+              << "\nmodule      " << Hex(response.module_sha256()) << " (SHA-256)\nmemory cap  "
+              << response.memory_limit_bytes() << " bytes\n";
+  }
+  return kExitOk;
+}
+
 int Rollback(Client& client, const std::vector<std::string>& args) {
   tandem::v1::RollbackRequest request;
   if (args.size() == 1 && args[0] == "empty") {
@@ -711,6 +749,7 @@ int Run(int argc, char** argv) {
   if (command == "view") return View(client, args);
   if (command == "block") return Block(client, args);
   if (command == "rollback") return Rollback(client, args);
+  if (command == "snapshot") return Snapshot(client, args);
   return UsageError(absl::StrCat("unknown command '", command, "'"));
 }
 

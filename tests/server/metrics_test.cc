@@ -179,6 +179,34 @@ TEST_F(MetricsTest, ReplayLogResetsCountWithTheCallsTheyDropped) {
   EXPECT_EQ(scrape.Value("tandem_swaps_total{reason=\"replay_log_reset\"}"), 1);
 }
 
+TEST_F(MetricsTest, SnapshotsCountByOutcomeAndTheLatestIsKept) {
+  Scrape before = Serialize(*registry_);
+  EXPECT_EQ(before.Value("tandem_snapshots_total{outcome=\"ok\"}"), 0);
+  EXPECT_EQ(before.Value("tandem_snapshots_total{outcome=\"failed\"}"), 0);
+  EXPECT_FALSE(before.Has("tandem_last_snapshot_height"));  // No snapshot yet: no series.
+  EXPECT_FALSE(before.Has("tandem_last_snapshot_failure_timestamp_seconds"));
+  const absl::Time first = absl::FromUnixSeconds(1'800'000'000);
+  for (auto [height, time] : {std::pair{40u, first + absl::Seconds(10)}, std::pair{30u, first}}) {
+    proxy::PairEvent taken = Event(proxy::PairEvent::Kind::kSnapshotTaken);
+    taken.height = height;
+    taken.time = time;
+    taken.duration = absl::Milliseconds(200);
+    metrics_.OnPairEvent(taken);
+  }
+  proxy::PairEvent failed = Event(proxy::PairEvent::Kind::kSnapshotFailed);
+  failed.duration = absl::Seconds(2);
+  metrics_.OnPairEvent(failed);
+  Scrape scrape = Serialize(*registry_);
+  EXPECT_EQ(scrape.Value("tandem_snapshots_total{outcome=\"ok\"}"), 2);
+  EXPECT_EQ(scrape.Value("tandem_snapshots_total{outcome=\"failed\"}"), 1);
+  EXPECT_EQ(scrape.Value("tandem_snapshot_seconds_count"), 3);
+  EXPECT_EQ(scrape.Value("tandem_snapshot_seconds_bucket{le=\"0.25\"}"), 2);
+  // The later snapshot wins, whatever order its event arrived in.
+  EXPECT_EQ(scrape.Value("tandem_last_snapshot_height"), 40);
+  EXPECT_EQ(scrape.Value("tandem_last_snapshot_timestamp_seconds"), 1'800'000'010);
+  EXPECT_TRUE(scrape.Has("tandem_last_snapshot_failure_timestamp_seconds"));
+}
+
 TEST_F(MetricsTest, WarmDurationsAndFailureCauses) {
   proxy::PairEvent ready = Event(proxy::PairEvent::Kind::kWarmReady);
   ready.duration = absl::Milliseconds(20);
