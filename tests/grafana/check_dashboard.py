@@ -40,6 +40,8 @@ REQUIRED_PANELS = [
     ("dropped watch events", r"watch events dropped"),
     ("historical instances against their cap", r"historical instances"),
     ("build and module identity", r"build and module"),
+    ("snapshots taken and failed", r"snapshots taken and failed"),
+    ("age of the last snapshot", r"since the last snapshot"),
 ]
 
 

@@ -279,7 +279,9 @@ def run(args, tmp, processes):
     tandemd = processes.start("tandemd", tandemd_process.command(args.tandemd, port_file, [
         f"--module={args.module}", f"--db={os.path.join(tmp, 'db')}", "--fsync=false",
         "--swap_policy=block", f"--memory_limit={MEMORY_LIMIT_BYTES}",
-        f"--warm_at={WARM_AT}", f"--swap_at={SWAP_AT}"]), tandemd_log)
+        f"--warm_at={WARM_AT}", f"--swap_at={SWAP_AT}",
+        # Snapshots at heights 5 and 10 of the workload, so the snapshot panels have data.
+        f"--snapshot_dir={os.path.join(tmp, 'snapshots')}", "--snapshot_every=5"]), tandemd_log)
     tandemd_alive = lambda: processes.check_alive(tandemd)  # noqa: E731
     addresses = tandemd_process.wait_for_ports(tandemd, port_file, START_TIMEOUT_SECONDS,
                                                describe=lambda: tail(tandemd_log))
@@ -357,6 +359,7 @@ scrape_configs:
             ("tandem_block_seconds_count", (), len(blocks)),
             ("tandem_warm_seconds_count", (), len(blocks)),
             ("tandem_tip_height", (), height - 1),
+            ("tandem_snapshots_total", ('outcome="ok"',), len(blocks) // 5),
             ("grpc_server_handled_total", ('grpc_code="FailedPrecondition"',), len(blocks)),
             ("grpc_server_handled_total", ('grpc_code="NotFound"',), len(blocks)),
             ("grpc_server_handled_total", ('grpc_code="OK"', 'grpc_method="SubmitBlock"'),
