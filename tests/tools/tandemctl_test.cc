@@ -215,6 +215,28 @@ TEST_F(TandemctlTest, InitResetAndTheBindingInTip) {
   EXPECT_THAT(tip_json.out, HasSubstr("\"memory_limit_bytes\":4294967296"));
 }
 
+TEST_F(TandemctlTest, SnapshotCopiesTheDatabaseAtItsTip) {
+  ASSERT_EQ(Ctl({"submit", "--start_height=1", (dir_.path() / "blocks.hex").string()}).status, 0);
+  const std::filesystem::path snapshot = dir_.path() / "snapshot";
+  Result taken = Ctl({"snapshot", snapshot.string()});
+  ASSERT_EQ(taken.status, 0) << taken.err;
+  EXPECT_THAT(taken.out, HasSubstr(absl::StrCat("snapshot    ", snapshot.string(), " (")));
+  EXPECT_THAT(taken.out, HasSubstr("tip         height 20"));
+  EXPECT_THAT(taken.out, HasSubstr("memory cap  4294967296 bytes"));
+  EXPECT_TRUE(std::filesystem::exists(snapshot / "TANDEM-SNAPSHOT"));
+
+  Result again = Ctl({"snapshot", snapshot.string()});
+  EXPECT_EQ(again.status, 1) << again.err;
+  EXPECT_THAT(again.err, HasSubstr("already exists"));
+  Result json = Ctl({"--json", "snapshot", (dir_.path() / "snapshot2").string()});
+  ASSERT_EQ(json.status, 0) << json.err;
+  EXPECT_THAT(json.out, HasSubstr("\"height\":20"));
+  EXPECT_THAT(json.out, HasSubstr("\"start_height\":1"));
+  EXPECT_THAT(json.out, HasSubstr("\"memory_limit_bytes\":4294967296"));
+  EXPECT_EQ(Ctl({"snapshot"}).status, 2);
+  EXPECT_EQ(Ctl({"snapshot", "a", "b"}).status, 2);
+}
+
 TEST_F(TandemctlTest, WatchPrintsEvents) {
   std::vector<std::string> argv = {TANDEMCTL, absl::StrCat("--admin_addr=127.0.0.1:", admin_port_),
                                    "--admin_token=admintok", "watch", "--count=1"};
