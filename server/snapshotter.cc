@@ -127,6 +127,12 @@ void Snapshotter::Run() {
       logger_.Info("a periodic snapshot in progress was abandoned at shutdown");
       return;
     }
+    if (!taken.ok()) {
+      // The next one is due at the next multiple, not at the next block: a full disk must not
+      // turn every block into a failing snapshot.
+      std::optional<store::BlockRecord> tip = store_.GetTip();
+      ScheduleAfter(tip.has_value() ? std::optional<uint32_t>(tip->height) : std::nullopt);
+    }
     mu_.Unlock();
     const fs::path where = taken.ok() && taken->tip.has_value()
                                ? schedule_.directory / PeriodicSnapshotName(taken->tip->height)
@@ -134,14 +140,14 @@ void Snapshotter::Run() {
     Report(where, /*periodic=*/true, absl::Now() - began, taken);
     if (taken.ok()) Prune();
     mu_.Lock();
-    // After a failure too: the next one is due at the next multiple, not at the next block (a
-    // full disk must not turn every block into a failing snapshot).
-    std::optional<store::BlockRecord> tip = store_.GetTip();
-    next_due_ =
-        NextDue(taken.ok() && taken->tip.has_value()
-                    ? std::optional<uint32_t>(taken->tip->height)
-                    : (tip.has_value() ? std::optional<uint32_t>(tip->height) : std::nullopt));
   }
+}
+
+void Snapshotter::ScheduleAfter(std::optional<uint32_t> tip) {
+  next_due_ = NextDue(tip);
+  // Commits that arrived while the snapshot was taken made one due against the old mark; the
+  // snapshot covers them. A commit at or past the new mark makes the next one due again.
+  due_ = false;
 }
 
 absl::StatusOr<store::SnapshotManifest> Snapshotter::TakePeriodic() {
@@ -171,6 +177,12 @@ absl::StatusOr<store::SnapshotManifest> Snapshotter::TakePeriodic() {
   if (!taken->tip.has_value()) {
     fs::remove_all(staging, error);
     return absl::FailedPreconditionError("the database holds no block yet");
+  }
+  {
+    // Before the snapshot shows under its name: whoever sees it and commits the next block must
+    // find the next one due at the next multiple, not at once.
+    util::MutexLock lock(&mu_);
+    ScheduleAfter(taken->tip->height);
   }
   const fs::path final_path = schedule_.directory / PeriodicSnapshotName(taken->tip->height);
   // A snapshot of this height from before a rollback holds another chain: this one replaces it.

@@ -84,6 +84,8 @@ class Snapshotter final : public proxy::PairEventSink {
   void Report(const std::filesystem::path& directory, bool periodic, absl::Duration took,
               const absl::StatusOr<store::SnapshotManifest>& outcome);
   uint32_t NextDue(std::optional<uint32_t> tip) const;
+  // The next periodic snapshot is due at the first multiple of `every` above `tip`.
+  void ScheduleAfter(std::optional<uint32_t> tip) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   // Constant after construction.
   const store::BlockStore& store_;

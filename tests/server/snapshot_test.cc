@@ -477,6 +477,51 @@ TEST_F(SnapshotTest, SnapshotEveryNBlocksKeepsTheLastK) {
   }
 }
 
+TEST_F(SnapshotTest, PeriodicSnapshotsUnderAStreamAreAMultipleApartAndVerify) {
+  constexpr uint32_t kEvery = 4;
+  const uint32_t n = 3 * static_cast<uint32_t>(blocks_.size());
+  const fs::path directory = dir_.path() / "snapshots";
+  ServerConfig config = TestConfig(dir_);
+  config.snapshot_dir = directory.string();
+  config.snapshot_every = kEvery;
+  config.snapshot_keep = 0;  // All of them.
+  RunningServer s = StartOrDie(config);
+  ASSERT_NE(s.server, nullptr);
+  {
+    auto context = Context("", absl::Minutes(5));
+    auto stream = s.indexer->StreamBlocks(context.get());
+    for (uint32_t height = 1; height <= n; ++height) {
+      stream->Write(BlockRequest(height, Block(height)));
+    }
+    stream->WritesDone();
+    tandem::v1::SubmitBlockResponse response;
+    while (stream->Read(&response)) {
+    }
+    grpc::Status finished = stream->Finish();
+    ASSERT_TRUE(finished.ok()) << finished.error_message();
+  }
+  s.server->Shutdown(absl::Seconds(5));  // Abandons (and removes) a snapshot in progress.
+
+  // A snapshot's tip is wherever the stream was, but the next one waits for the next multiple
+  // of kEvery above it: commits made while one is taken do not trigger another at once.
+  std::vector<uint32_t> heights;
+  for (const std::string& name : Names(directory)) {
+    std::optional<uint32_t> height = PeriodicSnapshotHeight(name);
+    ASSERT_TRUE(height.has_value()) << "unexpected " << name;
+    heights.push_back(*height);
+    absl::StatusOr<std::optional<store::SnapshotManifest>> manifest =
+        store::ReadSnapshotManifest(directory / name);
+    ASSERT_TRUE(manifest.ok() && manifest->has_value()) << name;
+    EXPECT_TRUE(store::VerifySnapshot(directory / name, **manifest).ok()) << name;
+  }
+  ASSERT_FALSE(heights.empty());
+  EXPECT_GE(heights.front(), kEvery);
+  for (size_t i = 1; i < heights.size(); ++i) {
+    EXPECT_GE(heights[i], (heights[i - 1] / kEvery + 1) * kEvery)
+        << ::testing::PrintToString(heights);
+  }
+}
+
 TEST_F(SnapshotTest, APeriodicSnapshotThatFailsIsReportedAndIngestCarriesOn) {
   const fs::path full_mount = dir_.path() / "full";
   ScopedTmpfs full(full_mount, "size=64k", 0);
