@@ -2,8 +2,6 @@
 // Only the worker's own thread may create, use or destroy it; nothing here waits or keeps policy.
 #include "engine/guest_runtime.h"
 
-#include <sys/mman.h>
-
 #include <cstring>
 #include <utility>
 
@@ -36,8 +34,11 @@ std::string ExceptionKind(v8::Isolate* isolate, const v8::TryCatch& try_catch) {
 }
 
 absl::Status HostMemoryFailure(const HostMemoryWatch& watch) {
+  const FailureCause cause = watch.kind() == HostMemoryWatch::Failure::kBudget
+                                 ? FailureCause::kHostMemoryBudget
+                                 : FailureCause::kHostMemory;
   return CausedError(
-      absl::StatusCode::kUnavailable, FailureCause::kHostMemory,
+      absl::StatusCode::kUnavailable, cause,
       absl::StrCat("the host could not provide memory below the cap (", watch.failure(),
                    "); nothing of this call counts, retry on a healthy host"));
 }
@@ -309,7 +310,7 @@ void GuestRuntime::Retire() {
       std::shared_ptr<v8::BackingStore> backing =
           guest_->memory.Get(isolate_)->Buffer()->GetBackingStore();
       if (backing->Data() != nullptr && backing->ByteLength() > 0) {
-        madvise(backing->Data(), backing->ByteLength(), MADV_DONTNEED);
+        ReleaseGuestMemory(backing->Data(), backing->ByteLength());
       }
     }
   }

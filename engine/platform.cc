@@ -3,10 +3,12 @@
 #include "engine/platform.h"
 
 #include <libplatform/libplatform.h>
+#include <sys/mman.h>
 #include <v8.h>
 
 #include <memory>
 #include <utility>
+#include <vector>
 
 #include "absl/base/call_once.h"
 #include "absl/strings/str_cat.h"
@@ -17,12 +19,27 @@ namespace {
 thread_local HostMemoryWatch* current_watch = nullptr;
 std::atomic<size_t> failure_threshold_for_testing{0};
 
-// Forwards to V8's own page allocator and reports failures to the calling thread's watch.
-// Threading: V8 calls it from any thread; it keeps no state of its own beyond the wrapped
-// allocator (itself thread-safe) and the atomic test threshold.
+// A reservation of at least this many bytes, made with no access, is a guest's linear memory.
+// With the trap handler on (InitializeV8 insists), V8 10.2 reserves every 32-bit wasm memory as
+// one 10 GiB region (the 4 GiB a guest can address plus guard regions, so that page faults do the
+// bounds checks), whatever the memory's maximum, and commits its pages inside it as it grows.
+// V8's own reservations are far smaller: heap pages (256 KiB), large objects (bounded by the
+// isolate's heap limit), the code range (128 MiB) and wasm code spaces (at most 1 GiB). The
+// thread's HostMemoryWatch cannot tell them apart: heap pages and compiled code are committed
+// during guest calls and instantiations too. tests/engine/memory_budget_test.cc checks that
+// exactly the linear memory is accounted.
+constexpr size_t kGuestReservationMinBytes = size_t{8} << 30;
+
+uintptr_t Address(void* pointer) { return reinterpret_cast<uintptr_t>(pointer); }
+
+// Forwards to V8's own page allocator, reports failures to the calling thread's watch, and
+// accounts guest memory commits in `ledger`, refusing those that would pass the budget.
+// Threading: V8 calls it from any thread; its state is the wrapped allocator (itself
+// thread-safe), the ledger (thread-safe) and the atomic test threshold.
 class WatchedPageAllocator final : public v8::PageAllocator {
  public:
-  explicit WatchedPageAllocator(v8::PageAllocator& inner) : inner_(inner) {}
+  WatchedPageAllocator(v8::PageAllocator& inner, GuestMemoryLedger& ledger)
+      : inner_(inner), ledger_(ledger) {}
 
   size_t AllocatePageSize() override { return inner_.AllocatePageSize(); }
   size_t CommitPageSize() override { return inner_.CommitPageSize(); }
@@ -32,41 +49,73 @@ class WatchedPageAllocator final : public v8::PageAllocator {
   void* AllocatePages(void* address, size_t length, size_t alignment, Permission access) override {
     if (InjectFailure(length)) {
       HostMemoryWatch::RecordFailureOnThisThread(
+          HostMemoryWatch::Failure::kHost,
           absl::StrCat("reservation of ", length, " bytes failed (injected)"));
       return nullptr;
     }
     void* result = inner_.AllocatePages(address, length, alignment, access);
     if (result == nullptr) {
       HostMemoryWatch::RecordFailureOnThisThread(
+          HostMemoryWatch::Failure::kHost,
           absl::StrCat("reservation of ", length, " bytes failed"));
+    } else if (access == Permission::kNoAccess && length >= kGuestReservationMinBytes) {
+      ledger_.AddReservation(Address(result), length);
     }
     return result;
   }
+  // The ledger forgets a range before the system does: once unmapped, another thread may be
+  // given the same addresses for a new reservation.
   bool FreePages(void* address, size_t length) override {
+    ledger_.FreeRange(Address(address), length);
     return inner_.FreePages(address, length);
   }
   bool ReleasePages(void* address, size_t length, size_t new_length) override {
+    ledger_.TrimReservation(Address(address), length, new_length);
     return inner_.ReleasePages(address, length, new_length);
   }
   bool SetPermissions(void* address, size_t length, Permission permissions) override {
-    bool commits = permissions != Permission::kNoAccess;
-    if (commits && InjectFailure(length)) {
+    if (permissions == Permission::kNoAccess) {
+      const bool ok = inner_.SetPermissions(address, length, permissions);
+      if (ok) ledger_.Uncommit(Address(address), length);
+      return ok;
+    }
+    if (InjectFailure(length)) {
       HostMemoryWatch::RecordFailureOnThisThread(
+          HostMemoryWatch::Failure::kHost,
           absl::StrCat("commit of ", length, " bytes failed (injected)"));
       return false;
     }
-    bool ok = inner_.SetPermissions(address, length, permissions);
-    if (!ok && commits) {
+    // Only a commit inside a watch may be refused: the watch turns the refusal into a failed
+    // call, whatever V8 answers the guest. Elsewhere a refusal could reach a guest unnoticed.
+    std::vector<std::pair<uintptr_t, uintptr_t>> added;
+    const GuestMemoryLedger::Commit commit =
+        ledger_.TryCommit(Address(address), length, HostMemoryWatch::ActiveOnThisThread(), &added);
+    if (commit == GuestMemoryLedger::Commit::kRefused) {
+      const GuestMemoryLedger::Usage usage = ledger_.usage();
       HostMemoryWatch::RecordFailureOnThisThread(
-          absl::StrCat("commit of ", length, " bytes failed"));
+          HostMemoryWatch::Failure::kBudget,
+          absl::StrCat("a commit of guest memory would pass the host memory budget: ",
+                       usage.committed_bytes, " of ", usage.budget_bytes,
+                       " bytes committed by all instances, ", length, " bytes asked"));
+      return false;
+    }
+    const bool ok = inner_.SetPermissions(address, length, permissions);
+    if (!ok) {
+      for (const auto& [from, to] : added) ledger_.Uncommit(from, to - from);
+      HostMemoryWatch::RecordFailureOnThisThread(
+          HostMemoryWatch::Failure::kHost, absl::StrCat("commit of ", length, " bytes failed"));
     }
     return ok;
   }
+  // Discarded pages stay accessible: a guest touching them again gets memory without another
+  // commit, so they stay on the budget until decommitted or freed.
   bool DiscardSystemPages(void* address, size_t size) override {
     return inner_.DiscardSystemPages(address, size);
   }
   bool DecommitPages(void* address, size_t size) override {
-    return inner_.DecommitPages(address, size);
+    const bool ok = inner_.DecommitPages(address, size);
+    if (ok) ledger_.Uncommit(Address(address), size);
+    return ok;
   }
   bool ReserveForSharedMemoryMapping(void* address, size_t size) override {
     return inner_.ReserveForSharedMemoryMapping(address, size);
@@ -84,6 +133,7 @@ class WatchedPageAllocator final : public v8::PageAllocator {
   }
 
   v8::PageAllocator& inner_;
+  GuestMemoryLedger& ledger_;
 };
 
 // libplatform's default platform with the watched page allocator in front. Everything else is
@@ -92,9 +142,10 @@ class WatchedPageAllocator final : public v8::PageAllocator {
 class TandemPlatform final : public v8::Platform {
  public:
   explicit TandemPlatform(std::unique_ptr<v8::Platform> inner)
-      : inner_(std::move(inner)), page_allocator_(*inner_->GetPageAllocator()) {}
+      : inner_(std::move(inner)), page_allocator_(*inner_->GetPageAllocator(), ledger_) {}
 
   v8::Platform& inner() { return *inner_; }
+  GuestMemoryLedger& ledger() { return ledger_; }
 
   v8::PageAllocator* GetPageAllocator() override { return &page_allocator_; }
   v8::ZoneBackingAllocator* GetZoneBackingAllocator() override {
@@ -133,6 +184,7 @@ class TandemPlatform final : public v8::Platform {
 
  private:
   std::unique_ptr<v8::Platform> inner_;
+  GuestMemoryLedger ledger_;
   WatchedPageAllocator page_allocator_;
 };
 
@@ -147,10 +199,12 @@ HostMemoryWatch::HostMemoryWatch() : outer_(current_watch) { current_watch = thi
 
 HostMemoryWatch::~HostMemoryWatch() { current_watch = outer_; }
 
-void HostMemoryWatch::RecordFailureOnThisThread(std::string what) {
+bool HostMemoryWatch::ActiveOnThisThread() { return current_watch != nullptr; }
+
+void HostMemoryWatch::RecordFailureOnThisThread(Failure kind, std::string what) {
   HostMemoryWatch* watch = current_watch;
-  if (watch == nullptr || watch->failed_) return;
-  watch->failed_ = true;
+  if (watch == nullptr || watch->failed()) return;
+  watch->kind_ = kind;
   watch->failure_ = std::move(what);
 }
 
@@ -195,6 +249,24 @@ void PumpForegroundTasks(v8::Isolate* isolate) {
 
 void NotifyIsolateShutdown(v8::Isolate* isolate) {
   v8::platform::NotifyIsolateShutdown(&platform->inner(), isolate);
+}
+
+void SetGuestMemoryBudget(uint64_t bytes) { platform->ledger().SetBudget(bytes); }
+
+GuestMemoryLedger::Usage GuestMemoryUsage() { return platform->ledger().usage(); }
+
+void SetGuestMemoryReclaimer(GuestMemoryReclaimer* reclaimer) {
+  platform->ledger().SetReclaimer(reclaimer);
+}
+
+void RemoveGuestMemoryReclaimer(GuestMemoryReclaimer* reclaimer) {
+  platform->ledger().RemoveReclaimer(reclaimer);
+}
+
+void ReleaseGuestMemory(void* data, size_t length) {
+  // MADV_DONTNEED frees the pages at once (they read as zeros if touched again), which is what
+  // the budget counts on; the range keeps its permissions, so V8 sees nothing change.
+  if (madvise(data, length, MADV_DONTNEED) == 0) platform->ledger().Uncommit(Address(data), length);
 }
 
 void SetHostMemoryFailureThresholdForTesting(size_t bytes) {

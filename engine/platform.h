@@ -8,6 +8,7 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "engine/guest_memory_ledger.h"
 
 namespace v8 {
 class Isolate;
@@ -26,22 +27,32 @@ namespace tandem::engine {
 // nest (the innermost one records).
 class HostMemoryWatch {
  public:
+  // Who said no.
+  enum class Failure {
+    kNone,
+    kHost,    // The operating system refused a reservation or a commit (rlimits, overcommit).
+    kBudget,  // The commit would have passed the host memory budget (SetGuestMemoryBudget).
+  };
+
   HostMemoryWatch();
   ~HostMemoryWatch();
   HostMemoryWatch(const HostMemoryWatch&) = delete;
   HostMemoryWatch& operator=(const HostMemoryWatch&) = delete;
 
   // True when a reservation or commit of memory failed on this thread since construction.
-  bool failed() const { return failed_; }
-  // Description of the first failure ("commit of 33554432 bytes failed").
+  bool failed() const { return kind_ != Failure::kNone; }
+  // The first failure's kind, and its description ("commit of 33554432 bytes failed").
+  Failure kind() const { return kind_; }
   const std::string& failure() const { return failure_; }
 
+  // True when the calling thread runs inside a watch.
+  static bool ActiveOnThisThread();
   // Called by the page allocator on the failing thread.
-  static void RecordFailureOnThisThread(std::string what);
+  static void RecordFailureOnThisThread(Failure kind, std::string what);
 
  private:
   HostMemoryWatch* outer_;
-  bool failed_ = false;
+  Failure kind_ = Failure::kNone;
   std::string failure_;
 };
 
@@ -69,6 +80,28 @@ void PumpForegroundTasks(v8::Isolate* isolate);
 
 // Tells the platform that `isolate` is about to be disposed, so its task queue is freed.
 void NotifyIsolateShutdown(v8::Isolate* isolate);
+
+// ---- Host memory budget
+//
+// Guest linear memory committed by every instance of the process is accounted against one budget
+// (GuestMemoryLedger) by the platform's page allocator. A commit inside a HostMemoryWatch that
+// would pass the budget is refused like a host failure (HostMemoryWatch::Failure::kBudget), after
+// the registered reclaimer has been asked to drop cached instances. REQUIRES for all of these:
+// InitializeV8 succeeded.
+
+// The budget in bytes; GuestMemoryLedger::kUnlimited (the default) turns refusals off.
+void SetGuestMemoryBudget(uint64_t bytes);
+// The budget, what is committed against it, and the refusals so far.
+GuestMemoryLedger::Usage GuestMemoryUsage();
+// Asked to drop cached instances before a commit is refused; null for none. Not owned: it must
+// stay valid until replaced; returns once no call into the previous one is running.
+void SetGuestMemoryReclaimer(GuestMemoryReclaimer* reclaimer);
+// Unregisters `reclaimer` if it is the one registered; returns once no call into it is running.
+void RemoveGuestMemoryReclaimer(GuestMemoryReclaimer* reclaimer);
+// Gives the pages of a retired guest's linear memory at [data, data + length) back to the
+// operating system now and takes them off the budget. The range stays mapped (reads see zeros):
+// V8 frees the reservation itself when it collects the memory's buffer.
+void ReleaseGuestMemory(void* data, size_t length);
 
 // Fault injection through the production seam: while `bytes` is non-zero, any single reservation
 // or read-write commit of more than `bytes` made inside a HostMemoryWatch fails as if the host

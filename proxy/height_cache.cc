@@ -44,6 +44,14 @@ void HeightCache::Clear() {
   recency_.clear();
 }
 
+std::vector<Lease> HeightCache::TakeAll() {
+  std::vector<Lease> taken;
+  taken.reserve(by_height_.size());
+  for (auto& [height, entry] : by_height_) taken.push_back(std::move(entry.lease));
+  Clear();
+  return taken;
+}
+
 void HeightCache::Erase(std::map<uint32_t, Entry>::iterator it) {
   recency_.erase(it->second.recency);
   by_height_.erase(it);

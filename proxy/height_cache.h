@@ -6,6 +6,7 @@
 #include <list>
 #include <map>
 #include <optional>
+#include <vector>
 
 #include "proxy/managed_instance.h"
 
@@ -33,6 +34,8 @@ class HeightCache {
   // Drops `lease` wherever it is kept. Returns whether it was.
   bool Drop(const Lease& lease);
   void Clear();
+  // Moves every kept instance out (the caller destroys them outside its lock).
+  std::vector<Lease> TakeAll();
 
   int size() const { return static_cast<int>(by_height_.size()); }
   int capacity() const { return capacity_; }

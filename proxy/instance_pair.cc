@@ -61,6 +61,7 @@ bool FailedItsInstance(const absl::Status& status) {
     case util::FailureCause::kDeadline:
     case util::FailureCause::kStackOverflow:
     case util::FailureCause::kHostMemory:
+    case util::FailureCause::kHostMemoryBudget:
     case util::FailureCause::kHeapLimit:
     case util::FailureCause::kHostError:
       return status.code() != absl::StatusCode::kNotFound &&
@@ -430,6 +431,14 @@ absl::StatusOr<SwapOutcome> InstancePair::Swap(absl::Duration wait) {
   outcome.pause = published.pause;
   Emit(events);
   return outcome;
+}
+
+uint64_t InstancePair::ReclaimGuestMemory(uint64_t /*wanted*/) {
+  // Every cache goes at once: what one cached instance holds is only known from its last call.
+  Events events;
+  const uint64_t bytes = slots_.ShrinkCaches(events);
+  Emit(events);
+  return bytes;
 }
 
 PairStatus InstancePair::Status() const {

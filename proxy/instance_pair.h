@@ -14,6 +14,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "engine/call_types.h"
+#include "engine/guest_memory_ledger.h"
 #include "engine/instance.h"
 #include "engine/module.h"
 #include "engine/worker_pool.h"
@@ -149,7 +150,10 @@ bool FailedItsInstance(const absl::Status& status);
 //   RESOURCE_EXHAUSTED   replay log full; too many views waiting for fresh instances.
 //   ABORTED              the guest trapped, aborted, or flushed badly (the block is bad).
 //   UNAVAILABLE          no instance ready in time; a host failure (memory, store).
-class InstancePair {
+//
+// As an engine::GuestMemoryReclaimer (registered by whoever wires the process), it drops its
+// caches (kept instances, surplus standbys) when a guest commit would pass the host memory budget.
+class InstancePair : public engine::GuestMemoryReclaimer {
  public:
   // Starts the warmers; the first instance is warmed with the replay log.
   // REQUIRES: `module`, `store` and `events` (may be null) outlive the pair.
@@ -196,6 +200,10 @@ class InstancePair {
 
   PairStatus Status() const;
   const PairOptions& options() const { return options_; }
+
+  // Drops the caches (SlotTable::ShrinkCaches); returns the linear memory they held. Called from
+  // inside a guest commit on any instance's thread; never waits for a call.
+  uint64_t ReclaimGuestMemory(uint64_t wanted) override;
 
  private:
   // Gets an instance from `acquire` and runs `run` on it; when the call never started because

@@ -204,9 +204,23 @@ void SlotTable::ReplayLogReset(absl::string_view cause, Events& events) {
   if (active_ != nullptr) VacateActiveLocked(SwapReason::kReplayLogReset, events);
 }
 
-void SlotTable::ShrinkCaches() {
-  util::MutexLock lock(&mu_);
-  kept_.Clear();
+uint64_t SlotTable::ShrinkCaches(Events& events) {
+  // Destroyed after mu_ is released: each hands its worker back to the pool.
+  std::vector<Lease> dropped;
+  {
+    util::MutexLock lock(&mu_);
+    dropped = kept_.TakeAll();
+    while (ready_.size() > 1) {
+      PairEvent event = MakeEvent(PairEvent::Kind::kStandbyDiscarded, ready_.back()->generation());
+      event.cause = "the host memory budget ran short: surplus standbys are a cache";
+      events.push_back(event);
+      dropped.push_back(std::move(ready_.back()));
+      ready_.pop_back();
+    }
+  }
+  uint64_t bytes = 0;
+  for (const Lease& lease : dropped) bytes += lease->instance().memory().linear_memory_bytes;
+  return bytes;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -236,7 +250,9 @@ void SlotTable::DeliverWarmed(const WarmTicket& ticket, absl::StatusOr<Lease> wa
   util::MutexLock lock(&mu_);
   --warming_;
   if (!warmed.ok()) {
-    if (util::CauseOf(warmed.status()) == util::FailureCause::kHostMemory) {
+    if (const util::FailureCause cause = util::CauseOf(warmed.status());
+        cause == util::FailureCause::kHostMemory ||
+        cause == util::FailureCause::kHostMemoryBudget) {
       // The host ran short: instances kept for past heights are only a cache, and their memory
       // may be what a new instance needs.
       kept_.Clear();

@@ -142,8 +142,11 @@ class SlotTable {
   // a warm-up in progress is discarded when it ends, and warming starts again at once (the
   // failures that the dropped calls caused say nothing about the next attempt).
   void ReplayLogReset(absl::string_view cause, Events& events) ABSL_LOCKS_EXCLUDED(mu_);
-  // Drops the instances kept for past heights (the host ran short of memory: they are a cache).
-  void ShrinkCaches() ABSL_LOCKS_EXCLUDED(mu_);
+  // The host ran short of memory: drops the caches, i.e. the instances kept for past heights and
+  // every READY standby but the oldest (the next block's fresh instance). Returns the linear
+  // memory the dropped instances held (their workers release it soon after); appends a
+  // kStandbyDiscarded event per dropped standby.
+  uint64_t ShrinkCaches(Events& events) ABSL_LOCKS_EXCLUDED(mu_);
 
   // ---- The warmer's side
 

@@ -2,6 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include "engine/platform.h"
 #include "server/auth.h"
 #include "server/convert.h"
 #include "server/status_mapping.h"
@@ -10,13 +11,15 @@
 namespace tandem::server {
 
 AdminService::AdminService(proxy::InstancePair& pair, Snapshotter& snapshotter, EventHub& events,
-                           std::string token, std::string module_path, store::NodeIdentity identity)
+                           std::string token, std::string module_path, store::NodeIdentity identity,
+                           HostMemoryBudget budget)
     : pair_(pair),
       snapshotter_(snapshotter),
       events_(events),
       token_(std::move(token)),
       module_path_(std::move(module_path)),
-      identity_(std::move(identity)) {}
+      identity_(std::move(identity)),
+      budget_(std::move(budget)) {}
 
 grpc::Status AdminService::Status(grpc::ServerContext* context,
                                   const tandem::v1::StatusRequest* /*request*/,
@@ -25,6 +28,11 @@ grpc::Status AdminService::Status(grpc::ServerContext* context,
   ToProto(pair_.Status(), response);
   response->set_module_path(module_path_);
   response->set_module_sha256(identity_.module_sha256);
+  const engine::GuestMemoryLedger::Usage usage = engine::GuestMemoryUsage();
+  response->set_host_memory_budget_bytes(budget_.budget_bytes);
+  response->set_host_memory_budget_source(budget_.source);
+  response->set_guest_memory_committed_bytes(usage.committed_bytes);
+  response->set_host_memory_refusals(usage.refusals);
   return grpc::Status::OK;
 }
 

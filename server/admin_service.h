@@ -6,6 +6,7 @@
 
 #include "proxy/instance_pair.h"
 #include "server/event_hub.h"
+#include "server/host_memory_budget.h"
 #include "server/snapshotter.h"
 #include "store/node_identity.h"
 #include "tandem/v1/tandem.grpc.pb.h"
@@ -21,11 +22,12 @@ class AdminService final : public tandem::v1::Admin::Service {
   static constexpr absl::Duration kMaxSwapWait = absl::Minutes(5);
 
   // REQUIRES: `pair` and `events` outlive the service and every call it runs. `token` empty: no
-  // token required. `module_path` and `identity` (the module digest and cap the database is
-  // bound to) are reported by Status.
+  // token required. `module_path`, `identity` (the module digest and cap the database is bound
+  // to) and `budget` (with what guest memory commits against it) are reported by Status.
   // `snapshotter` (Snapshot's) must outlive the service too.
   AdminService(proxy::InstancePair& pair, Snapshotter& snapshotter, EventHub& events,
-               std::string token, std::string module_path, store::NodeIdentity identity);
+               std::string token, std::string module_path, store::NodeIdentity identity,
+               HostMemoryBudget budget);
 
   grpc::Status Status(grpc::ServerContext* context, const tandem::v1::StatusRequest* request,
                       tandem::v1::StatusResponse* response) override;
@@ -53,6 +55,7 @@ class AdminService final : public tandem::v1::Admin::Service {
   const std::string token_;
   const std::string module_path_;
   const store::NodeIdentity identity_;
+  const HostMemoryBudget budget_;
 };
 
 }  // namespace tandem::server

@@ -104,6 +104,12 @@ ABSL_FLAG(double, swap_at, 0.90,
 ABSL_FLAG(ByteSizeFlag, memory_limit, ByteSizeFlag{4ull << 30},
           "Guest linear memory cap (rounded down to 64 KiB pages): memory.grow fails past it, on "
           "every node alike. Bytes, or with a unit: 64MiB, 1GiB, 4GiB (the maximum).");
+ABSL_FLAG(ByteSizeFlag, host_memory_budget, ByteSizeFlag{0},
+          "Guest linear memory that all instances together may commit. A memory.grow or an "
+          "instantiation that would pass it fails with UNAVAILABLE (nothing committed) once cached "
+          "instances are dropped, instead of the kernel killing the process. 0 (the default): "
+          "what the process's memory cgroup allows (v1 memory.limit_in_bytes, v2 memory.max), "
+          "else physical memory, less 160MiB headroom. Bytes, or with a unit: 300MiB, 8GiB.");
 ABSL_FLAG(absl::Duration, block_deadline, absl::Seconds(60),
           "Deadline of one block's guest call (e.g. 60s, 1m30s); past it the block fails with "
           "DEADLINE_EXCEEDED and nothing commits.");
@@ -207,6 +213,7 @@ absl::StatusOr<ServerConfig> ServerConfigFromFlags() {
   config.warm_at = absl::GetFlag(FLAGS_warm_at);
   config.swap_at = absl::GetFlag(FLAGS_swap_at);
   config.memory_limit_bytes = absl::GetFlag(FLAGS_memory_limit).bytes;
+  config.host_memory_budget_bytes = absl::GetFlag(FLAGS_host_memory_budget).bytes;
   config.block_deadline = absl::GetFlag(FLAGS_block_deadline);
   config.view_deadline = absl::GetFlag(FLAGS_view_deadline);
   config.init_deadline = absl::GetFlag(FLAGS_init_deadline);

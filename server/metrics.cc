@@ -20,8 +20,10 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "engine/platform.h"
 #include "server/process_metrics.h"
 #include "server/write_path_metrics.h"
+#include "util/failure_cause.h"
 
 namespace tandem::server {
 namespace {
@@ -86,6 +88,29 @@ constexpr std::array<absl::string_view, 5> kWarmCauses = {"deadline", "replay_di
 constexpr std::array<proxy::StandbyState, 4> kStandbyStates = {
     proxy::StandbyState::kEmpty, proxy::StandbyState::kWarming, proxy::StandbyState::kReady,
     proxy::StandbyState::kFailed};
+// The kinds of call a host memory refusal can fail, and its two typed causes.
+constexpr std::array<proxy::CallKind, 4> kRefusedCalls = {
+    proxy::CallKind::kBlock, proxy::CallKind::kView, proxy::CallKind::kInit,
+    proxy::CallKind::kWarm};
+constexpr std::array<util::FailureCause, 2> kRefusalCauses = {util::FailureCause::kHostMemoryBudget,
+                                                              util::FailureCause::kHostMemory};
+
+// The cause label of tandem_host_memory_refusals_total: "budget" or "host"; "" for other causes.
+absl::string_view RefusalCauseLabel(util::FailureCause cause) {
+  switch (cause) {
+    case util::FailureCause::kHostMemoryBudget:
+      return "budget";
+    case util::FailureCause::kHostMemory:
+      return "host";
+    default:
+      return "";
+  }
+}
+
+std::string HostMemoryRefusalKey(proxy::CallKind call, util::FailureCause cause) {
+  return absl::StrCat(proxy::CallKindName(call), "/", RefusalCauseLabel(cause));
+}
+
 // The kinds of call that can retire an instance (a failed warm-up is counted by cause instead).
 constexpr std::array<proxy::CallKind, 3> kFailingCalls = {
     proxy::CallKind::kBlock, proxy::CallKind::kView, proxy::CallKind::kInit};
@@ -239,6 +264,14 @@ Metrics::Metrics(std::shared_ptr<prometheus::Registry> registry)
           SingleGauge(*registry_, "tandem_historical_instances_limit",
                       "At most this many instances are kept for views below the tip "
                       "(--historical_instances).")),
+      host_memory_budget_bytes_(
+          SingleGauge(*registry_, "tandem_host_memory_budget_bytes",
+                      "Guest memory all instances together may commit (--host_memory_budget, or "
+                      "the memory cgroup's limit less headroom).")),
+      guest_memory_committed_bytes_(
+          SingleGauge(*registry_, "tandem_guest_memory_committed_bytes",
+                      "Guest linear memory committed by all instances, counted against the "
+                      "host memory budget.")),
       swaps_(CounterFamily(*registry_, "tandem_swaps_total",
                            "Swaps of the active instance, by reason.")),
       swap_pause_seconds_(SingleHistogram(*registry_, "tandem_swap_pause_seconds",
@@ -283,6 +316,11 @@ Metrics::Metrics(std::shared_ptr<prometheus::Registry> registry)
       last_snapshot_failure_time_(
           GaugeFamily(*registry_, "tandem_last_snapshot_failure_timestamp_seconds",
                       "Unix time of the latest snapshot that failed in this process.")),
+      host_memory_refusals_(CounterFamily(
+          *registry_, "tandem_host_memory_refusals_total",
+          "Calls failed with UNAVAILABLE because the host could not give memory below the cap, "
+          "by call (block, view, init, warm) and cause (budget: the host memory budget; host: "
+          "the system refused).")),
       views_(CounterFamily(*registry_, "tandem_views_total",
                            "View calls, by outcome (ok or the failure's code).")),
       view_seconds_(SingleHistogram(*registry_, "tandem_view_seconds", "Duration of view calls.",
@@ -328,6 +366,13 @@ Metrics::Metrics(std::shared_ptr<prometheus::Registry> registry)
   for (proxy::CallKind call : kFailingCalls) {
     instance_failures_.Add({{"call", std::string(proxy::CallKindName(call))}});
   }
+  for (proxy::CallKind call : kRefusedCalls) {
+    for (util::FailureCause cause : kRefusalCauses) {
+      host_memory_refusals_by_key_[HostMemoryRefusalKey(call, cause)] =
+          &host_memory_refusals_.Add({{"call", std::string(proxy::CallKindName(call))},
+                                      {"cause", std::string(RefusalCauseLabel(cause))}});
+    }
+  }
   tip_height_.Set(-1);
 }
 
@@ -343,6 +388,7 @@ void Metrics::OnPairEvent(const proxy::PairEvent& event) {
       break;
     case Kind::kWarmFailed:
       Increment(warm_failures_by_cause_, WarmFailureCause(event.cause));
+      Increment(host_memory_refusals_by_key_, HostMemoryRefusalKey(event.call, event.failure));
       break;
     case Kind::kBlockCommitted: {
       Increment(blocks_by_outcome_, "ok");
@@ -362,6 +408,7 @@ void Metrics::OnPairEvent(const proxy::PairEvent& event) {
       // Rare (once per failed instance): the family's own lookup is cheap enough, and a kind of
       // call not pre-created above still gets its series.
       instance_failures_.Add({{"call", std::string(proxy::CallKindName(event.call))}}).Increment();
+      Increment(host_memory_refusals_by_key_, HostMemoryRefusalKey(event.call, event.failure));
       break;
     case Kind::kSwapDelayed:
       swaps_delayed_.Increment();
@@ -468,6 +515,12 @@ void Metrics::RecordGrpc(absl::string_view service, absl::string_view method, in
   }
   handled->Increment();
   Observe(*seconds, duration);
+}
+
+void Metrics::UpdateHostMemory(const engine::GuestMemoryLedger::Usage& usage) {
+  util::MutexLock lock(&update_mu_);
+  host_memory_budget_bytes_.Set(static_cast<double>(usage.budget_bytes));
+  guest_memory_committed_bytes_.Set(static_cast<double>(usage.committed_bytes));
 }
 
 void Metrics::UpdateFromStatus(const proxy::PairStatus& status) {
@@ -599,7 +652,11 @@ MetricsCollectable::MetricsCollectable(Metrics& metrics, const proxy::InstancePa
 
 std::vector<prometheus::MetricFamily> MetricsCollectable::Collect() const {
   util::MutexLock lock(&mu_);
-  if (pair_ != nullptr) metrics_.UpdateFromStatus(pair_->Status());
+  if (pair_ != nullptr) {
+    metrics_.UpdateFromStatus(pair_->Status());
+    // A pair exists only once V8 (and with it the ledger) is initialised.
+    metrics_.UpdateHostMemory(engine::GuestMemoryUsage());
+  }
   if (store_ != nullptr) metrics_.UpdateStore(*store_);
   std::vector<prometheus::MetricFamily> families = metrics_.registry()->Collect();
   if (store_ != nullptr) {

@@ -13,6 +13,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "engine/guest_memory_ledger.h"
 #include "grpcpp/support/server_interceptor.h"
 #include "prometheus/collectable.h"
 #include "prometheus/counter.h"
@@ -75,6 +76,13 @@ struct BuildInfo {
 //     tandem_instance_failures_total{call}  instances a failed call retired, by the kind of call
 //                                           (proxy::CallKindName: block, view, init).
 //     tandem_swaps_delayed_total            swaps that were due with no READY standby.
+//     tandem_host_memory_refusals_total{call,cause}
+//                                           calls the host could not give memory below the cap,
+//                                           from the events' typed failure: cause "budget"
+//                                           (util::FailureCause::kHostMemoryBudget: the host
+//                                           memory budget) or "host" (kHostMemory: the system
+//                                           refused, e.g. an rlimit); call = block, view, init,
+//                                           warm.
 //     tandem_rollbacks_total                rollbacks.
 //     tandem_replay_log_resets_total        operator resets of the replay log.
 //     tandem_replay_log_calls_dropped_total init calls those resets dropped.
@@ -104,6 +112,9 @@ struct BuildInfo {
 //     tandem_consecutive_warm_failures, tandem_tip_height (-1 while no block is committed),
 //     tandem_replay_log_calls, tandem_replay_log_bytes, tandem_historical_instances (kept now),
 //     tandem_historical_instances_limit (--historical_instances).
+//   From UpdateHostMemory (at each scrape):
+//     tandem_host_memory_budget_bytes (what guest memory may commit),
+//     tandem_guest_memory_committed_bytes (what all instances commit now).
 //   From UpdateStore (at each scrape):
 //     tandem_db_live_data_bytes (RocksDB's estimate; absent when RocksDB has none),
 //     tandem_db_disk_bytes (the database folder's files).
@@ -149,6 +160,9 @@ class Metrics final : public proxy::PairEventSink {
   // Sets the pair's gauges from a status snapshot. Removes the series of a slot that is empty.
   void UpdateFromStatus(const proxy::PairStatus& status) ABSL_LOCKS_EXCLUDED(update_mu_);
 
+  // Sets the host memory budget gauges from the engine's ledger.
+  void UpdateHostMemory(const engine::GuestMemoryLedger::Usage& usage)
+      ABSL_LOCKS_EXCLUDED(update_mu_);
   // Sets the database gauges from `store` (a RocksDB property read and a listing of its folder).
   void UpdateStore(const store::BlockStore& store) ABSL_LOCKS_EXCLUDED(update_mu_);
 
@@ -175,6 +189,8 @@ class Metrics final : public proxy::PairEventSink {
   prometheus::Gauge& replay_log_bytes_;
   prometheus::Gauge& historical_instances_;
   prometheus::Gauge& historical_instances_limit_;
+  prometheus::Gauge& host_memory_budget_bytes_;
+  prometheus::Gauge& guest_memory_committed_bytes_;
 
   prometheus::Family<prometheus::Counter>& swaps_;
   prometheus::Histogram& swap_pause_seconds_;
@@ -195,6 +211,7 @@ class Metrics final : public proxy::PairEventSink {
   prometheus::Family<prometheus::Gauge>& last_snapshot_time_;
   prometheus::Family<prometheus::Gauge>& last_snapshot_height_;
   prometheus::Family<prometheus::Gauge>& last_snapshot_failure_time_;
+  prometheus::Family<prometheus::Counter>& host_memory_refusals_;
 
   prometheus::Family<prometheus::Counter>& views_;
   prometheus::Histogram& view_seconds_;
@@ -214,6 +231,8 @@ class Metrics final : public proxy::PairEventSink {
   absl::flat_hash_map<std::string, prometheus::Counter*> blocks_by_outcome_;
   absl::flat_hash_map<std::string, prometheus::Counter*> views_by_outcome_;
   absl::flat_hash_map<std::string, prometheus::Counter*> warm_failures_by_cause_;
+  // By "call/cause" (HostMemoryRefusalKey).
+  absl::flat_hash_map<std::string, prometheus::Counter*> host_memory_refusals_by_key_;
   // By proxy::StandbyStateName of every state.
   absl::flat_hash_map<std::string, prometheus::Gauge*> standby_state_by_name_;
 

@@ -89,6 +89,16 @@ absl::StatusOr<std::unique_ptr<TandemServer>> TandemServer::Start(const ServerCo
   logger.Info(absl::StrCat("loaded module ", config.module_path, " (", wasm->size(),
                            " bytes), memory cap ", server->module_->memory_limit_bytes(),
                            " bytes"));
+  server->host_memory_budget_ =
+      ResolveHostMemoryBudget(config.host_memory_budget_bytes, DiscoverMemoryLimit());
+  engine::SetGuestMemoryBudget(server->host_memory_budget_.budget_bytes);
+  const BudgetReport budget_report =
+      DescribeHostMemoryBudget(server->host_memory_budget_, server->module_->memory_limit_bytes());
+  if (budget_report.warning) {
+    logger.Warning(budget_report.line);
+  } else {
+    logger.Info(budget_report.line);
+  }
 
   std::filesystem::path db_path(config.db_path);
   if (db_path.has_parent_path()) {
@@ -196,6 +206,8 @@ absl::StatusOr<std::unique_ptr<TandemServer>> TandemServer::Start(const ServerCo
   pair_options.instance.log_sink = &logger;
   server->pair_ = std::make_unique<proxy::InstancePair>(*server->module_, *server->store_,
                                                         pair_options, server->pair_sink_.get());
+  // Its caches are what goes first when guest memory would pass the budget.
+  engine::SetGuestMemoryReclaimer(server->pair_.get());
   if (absl::Status ready = server->pair_->WaitUntilReady(config.warm_deadline); !ready.ok()) {
     logger.Warning(
         absl::StrCat("no instance is ready yet (calls answer UNAVAILABLE until one "
@@ -279,8 +291,9 @@ absl::Status TandemServer::StartListeners() {
   public_builder.SetMaxSendMessageSize(max_message);
   public_builder.RegisterService(indexer_.get());
   if (config_.admin_on_public) {
-    public_admin_ = std::make_unique<AdminService>(
-        *pair_, *snapshotter_, *events_, config_.admin_token, config_.module_path, identity_);
+    public_admin_ =
+        std::make_unique<AdminService>(*pair_, *snapshotter_, *events_, config_.admin_token,
+                                       config_.module_path, identity_, host_memory_budget_);
     public_builder.RegisterService(public_admin_.get());
   }
   public_server_ = public_builder.BuildAndStart();
@@ -296,7 +309,7 @@ absl::Status TandemServer::StartListeners() {
 
   if (!config_.admin_listen.empty()) {
     admin_ = std::make_unique<AdminService>(*pair_, *snapshotter_, *events_, config_.admin_token,
-                                            config_.module_path, identity_);
+                                            config_.module_path, identity_, host_memory_budget_);
     grpc::ServerBuilder admin_builder;
     admin_builder.experimental().SetInterceptorCreators(metric_interceptors());
     admin_builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
@@ -414,6 +427,7 @@ void TandemServer::Shutdown(absl::Duration grace) {
   // No scrape can be in flight any more.
   StopMetricsExposer(std::move(metrics_exposer_), config_.metrics_listen);
   metrics_collectable_.reset();
+  if (pair_ != nullptr) engine::RemoveGuestMemoryReclaimer(pair_.get());
   pair_.reset();  // No call can be in flight any more: every server has shut down.
   pair_sink_.reset();
   snapshotter_.reset();  // Abandons a periodic snapshot in progress (its folder is removed).

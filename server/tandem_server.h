@@ -15,6 +15,7 @@
 #include "server/call_tracker.h"
 #include "server/config.h"
 #include "server/event_hub.h"
+#include "server/host_memory_budget.h"
 #include "server/indexer_service.h"
 #include "server/logger.h"
 #include "server/metrics.h"
@@ -73,6 +74,7 @@ class TandemServer {
   const ServerConfig& config() const { return config_; }
   // The module digest and memory cap the database is bound to (equal to this server's).
   const store::NodeIdentity& identity() const { return identity_; }
+  const HostMemoryBudget& host_memory_budget() const { return host_memory_budget_; }
 
  private:
   TandemServer(const ServerConfig& config, Logger& logger) : config_(config), logger_(logger) {}
@@ -97,6 +99,8 @@ class TandemServer {
   std::unique_ptr<Snapshotter> snapshotter_;
   std::unique_ptr<PairEventFanOut> pair_sink_;  // pair_events_ and snapshotter_: the pair's sink.
   std::unique_ptr<proxy::InstancePair> pair_;
+  // What guest memory may commit in this process, and where that figure came from.
+  HostMemoryBudget host_memory_budget_;
   // Scraped by metrics_exposer_; both go before the pair and the store they read.
   std::shared_ptr<MetricsCollectable> metrics_collectable_;
   std::unique_ptr<prometheus::Exposer> metrics_exposer_;

@@ -254,6 +254,15 @@ int Status(Client& client) {
                                PolicyText(response.policy()), 100 * response.warm_at(),
                                100 * response.swap_at())
             << "memory cap  " << response.memory_limit_bytes() << " bytes\n"
+            << absl::StrFormat("host budget %d bytes (%s); guest memory committed %d bytes",
+                               response.host_memory_budget_bytes(),
+                               response.host_memory_budget_source(),
+                               response.guest_memory_committed_bytes());
+  if (response.host_memory_refusals() > 0) {
+    std::cout << "; " << response.host_memory_refusals()
+              << " commits refused (calls failed with UNAVAILABLE)";
+  }
+  std::cout << "\n"
             << "tip         "
             << (response.has_tip_height() ? absl::StrCat(response.tip_height()) : "none") << "\n"
             << "active      " << SlotText(response.active()) << "\n"

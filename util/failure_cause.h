@@ -39,6 +39,9 @@ enum class FailureCause {
   // The --db folder is a snapshot whose files or database differ from its manifest (tampered,
   // truncated, half-copied): it is refused whole, never half-used.
   kSnapshotInvalid,
+  // Non-deterministic: a commit of guest memory would have passed the host memory budget
+  // (--host_memory_budget), even after cached instances were dropped.
+  kHostMemoryBudget,
 };
 
 inline constexpr absl::string_view kFailureCausePayloadUrl = "type.tandem.dev/tandem.FailureCause";
@@ -76,6 +79,8 @@ inline absl::string_view FailureCauseName(FailureCause cause) {
       return "identity_mismatch";
     case FailureCause::kSnapshotInvalid:
       return "snapshot_invalid";
+    case FailureCause::kHostMemoryBudget:
+      return "host_memory_budget";
   }
   return "unknown";
 }
@@ -100,7 +105,7 @@ inline FailureCause CauseOf(const absl::Status& status) {
   const auto payload = status.GetPayload(kFailureCausePayloadUrl);  // absl::optional<Cord>
   if (!payload.has_value() || payload->size() != 1) return FailureCause::kUnknown;
   const int value = static_cast<unsigned char>(std::string(*payload)[0]);
-  if (value > static_cast<int>(FailureCause::kSnapshotInvalid)) return FailureCause::kUnknown;
+  if (value > static_cast<int>(FailureCause::kHostMemoryBudget)) return FailureCause::kUnknown;
   return static_cast<FailureCause>(value);
 }
 
