@@ -154,10 +154,11 @@ CHANNEL_OPTIONS = [("grpc.max_send_message_length", -1),
 
 class Node:
     """One tandemd process. start() waits until every listener is up (or the process exits).
-    `limits`: resource limits of the process (tandemd_process.guarded)."""
+    `limits`: resource limits of the process (tandemd_process.guarded); `cgroup`: a cgroup
+    folder the process runs in (MemoryCgroup.path)."""
 
     def __init__(self, tandemd, module, db, log_path, flags=(), limits=None, name="node",
-                 metrics=False):
+                 metrics=False, cgroup=None):
         self.tandemd = tandemd
         self.module = module
         self.db = db
@@ -165,6 +166,7 @@ class Node:
         self.port_file = log_path + ".ports"
         self.flags = list(flags)
         self.limits = limits  # prlimit resources, e.g. {"data": 1 << 30}
+        self.cgroup = cgroup
         self.name = name
         self.metrics = metrics
         self.process = None
@@ -184,7 +186,7 @@ class Node:
             log.write(f"=== start {' '.join(self.command())}\n")
             log.flush()
             self._log_offset = log.tell()
-            self.process = tandemd_process.spawn(self.command(), log, self.limits)
+            self.process = tandemd_process.spawn(self.command(), log, self.limits, self.cgroup)
         _LIVE_NODES.append(self)
         addresses = tandemd_process.wait_for_ports(
             self.process, self.port_file, timeout,
@@ -451,3 +453,85 @@ def rw_ops(*ops):
 
 def report(name, started, ok=True):
     print(f"{name}: {'ok' if ok else 'FAILED'} in {time.time() - started:.1f} s", flush=True)
+
+
+# --- Memory cgroups (v1) ----------------------------------------------------------------------------
+
+class CgroupUnavailable(Exception):
+    """No writable cgroup v1 memory controller here; the message says why."""
+
+
+def own_memory_cgroup():
+    """The folder of this process's cgroup v1 memory cgroup (from /proc/self/cgroup and
+    /proc/self/mountinfo). Raises CgroupUnavailable when there is none."""
+    path = None
+    with open("/proc/self/cgroup") as f:
+        for line in f.read().splitlines():
+            _, controllers, cgroup = line.split(":", 2)
+            if "memory" in controllers.split(","):
+                path = cgroup
+    if path is None:
+        raise CgroupUnavailable("no cgroup v1 memory controller in /proc/self/cgroup")
+    with open("/proc/self/mountinfo") as f:
+        for line in f.read().splitlines():
+            mount, _, filesystem = line.partition(" - ")
+            fields, fs_fields = mount.split(), filesystem.split()
+            if len(fs_fields) >= 3 and fs_fields[0] == "cgroup" and \
+                    "memory" in fs_fields[2].split(","):
+                root, mount_point = fields[3], fields[4]
+                relative = path[len(root):] if root != "/" and path.startswith(root) else path
+                return os.path.join(mount_point, relative.lstrip("/"))
+    raise CgroupUnavailable("the cgroup v1 memory controller is not mounted")
+
+
+class MemoryCgroup:
+    """A child of this process's memory cgroup with a memory limit, for tandemd processes to run
+    in (Node(cgroup=...)). Removed at exit, once its processes are gone. Raises CgroupUnavailable
+    when the controller is not writable here."""
+
+    def __init__(self, name, limit_bytes):
+        parent = own_memory_cgroup()
+        self.path = os.path.join(parent, f"{name}-{os.getpid()}")
+        try:
+            os.mkdir(self.path)
+        except OSError as error:
+            raise CgroupUnavailable(f"cannot create a memory cgroup under {parent}: {error}")
+        atexit.register(self.remove)
+        self.set_limit(limit_bytes)
+
+    def set_limit(self, limit_bytes):
+        self.write("memory.limit_in_bytes", str(limit_bytes))
+
+    def write(self, name, text):
+        with open(os.path.join(self.path, name), "w") as f:
+            f.write(text)
+
+    def read(self, name):
+        with open(os.path.join(self.path, name)) as f:
+            return f.read()
+
+    def value(self, name):
+        return int(self.read(name).split()[0])
+
+    def oom_kills(self):
+        """The kernel's OOM kills in this cgroup (memory.oom_control's oom_kill; 0 when the
+        kernel does not count them)."""
+        for line in self.read("memory.oom_control").splitlines():
+            key, _, count = line.partition(" ")
+            if key == "oom_kill":
+                return int(count)
+        return 0
+
+    def procs(self):
+        return [int(pid) for pid in self.read("cgroup.procs").split()]
+
+    def remove(self):
+        if not os.path.isdir(self.path):
+            return
+        for _ in range(100):  # The kernel may take a moment after the last process exits.
+            try:
+                os.rmdir(self.path)
+                return
+            except OSError:
+                time.sleep(0.1)
+        print(f"could not remove the cgroup {self.path}", flush=True)

@@ -28,26 +28,29 @@ def command(tandemd, port_file, flags=(), metrics=True):
             f"--port_file={port_file}"] + list(flags)
 
 
-def guarded(argv, limits=None):
+def guarded(argv, limits=None, cgroup=None):
     """argv prefixed so that the process dies with this one (SIGKILL) and, with `limits` (a dict
     of prlimit resources, e.g. {"as": bytes, "data": bytes}), runs under those hard and soft
-    limits. The process keeps its pid across the exec chain."""
+    limits; with `cgroup` (a cgroup folder), the process moves itself into that cgroup (its
+    cgroup.procs) before it execs. The process keeps its pid across the exec chain."""
     prefix = ["setpriv", "--pdeathsig", "KILL", "--"]
     if limits:
         prefix += ["prlimit"] + [f"--{name}={value}" for name, value in limits.items()] + ["--"]
+    if cgroup:
+        prefix += ["sh", "-c", 'echo $$ > "$0/cgroup.procs" && exec "$@"', cgroup]
     return prefix + list(argv)
 
 
-def spawn(argv, log, limits=None):
-    """Starts guarded(argv, limits) in its own process group, stdout and stderr to the open file
-    `log`. Removes the --port_file in argv first, so a stale one is never read."""
+def spawn(argv, log, limits=None, cgroup=None):
+    """Starts guarded(argv, limits, cgroup) in its own process group, stdout and stderr to the
+    open file `log`. Removes the --port_file in argv first, so a stale one is never read."""
     for arg in argv:
         if arg.startswith("--port_file="):
             try:
                 os.remove(arg.split("=", 1)[1])
             except FileNotFoundError:
                 pass
-    return subprocess.Popen(guarded(argv, limits), stdout=log, stderr=subprocess.STDOUT,
+    return subprocess.Popen(guarded(argv, limits, cgroup), stdout=log, stderr=subprocess.STDOUT,
                             stdin=subprocess.DEVNULL, process_group=0)
 
 
