@@ -528,6 +528,11 @@ class MemoryCgroup:
     def remove(self):
         if not os.path.isdir(self.path):
             return
+        # At exit this may run before the nodes are killed (atexit runs last-registered first).
+        for pid in self.procs():
+            for node in _LIVE_NODES:
+                if node.alive() and node.pid == pid:
+                    node.kill()
         for _ in range(100):  # The kernel may take a moment after the last process exits.
             try:
                 os.rmdir(self.path)

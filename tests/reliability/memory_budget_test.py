@@ -50,7 +50,11 @@ SEED_BLOCK = stress(40, 64)  # 2.5 GiB: far below the 4 GiB cap, far above 400 M
 
 def start(args, work, name, cgroup=None, flags=()):
     node = h.Node(args.tandemd, f"{args.guests}/memory_stress.wasm", work(f"{name}-db"),
-                  work(f"{name}.log"), ["--fsync=false", "--standby_wait=2s", *flags],
+                  work(f"{name}.log"),
+                  # Touching gigabytes takes seconds on a busy machine: deadlines far from that.
+                  ["--fsync=false", "--standby_wait=2s", "--view_deadline=120s",
+                   "--block_deadline=120s", "--init_deadline=120s", "--warm_deadline=120s",
+                   *flags],
                   name=name, metrics=True, cgroup=cgroup.path if cgroup else None)
     return node.start()
 
