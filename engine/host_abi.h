@@ -52,10 +52,11 @@ struct HostCallState {
   absl::Status failure;
 };
 
-// The `env` import object bound to one instance. The memory is attached after instantiation
-// (imports exist before the memory they will read); the call state for the duration of each call.
+// The `env` import object of one worker's runtime, serving whichever instance it hosts now. The
+// memory is attached after instantiation (imports exist before the memory they will read) and
+// detached at retirement; the call state is set for the duration of each call.
 //
-// Threading: used only on the instance's thread, inside its isolate.
+// Threading: used only on its worker's thread, inside that isolate.
 class HostAbi {
  public:
   HostAbi() = default;
