@@ -28,6 +28,13 @@ absl::Status Annotate(const absl::Status& status, absl::string_view prefix) {
                          util::CauseOf(status));
 }
 
+// A block that ran and did not commit: the store's failure (a host failure, never the block's).
+absl::Status CommitFailure(uint32_t height, const absl::Status& status) {
+  return util::WithCause(
+      Annotate(status, absl::StrCat("block ", height, " ran but could not be committed: ")),
+      util::FailureCause::kHostError);
+}
+
 SwapRulesOptions RulesOptions(const PairOptions& options) {
   SwapRulesOptions rules;
   rules.standby_pool = options.standby_pool;
@@ -82,9 +89,15 @@ InstancePair::InstancePair(const engine::Module& module, store::BlockStore& stor
       factory_(module, store.replay_log(), options_.workers, options_.instance),
       slots_(*rules_, TableOptions(options_, module), StoredTip(store)),
       warmer_(std::make_unique<Warmer>(slots_, factory_, events, std::max(1, options_.warm_threads),
-                                       options_.warm_deadline)) {}
+                                       options_.warm_deadline)),
+      pipeline_(std::make_unique<CommitPipeline>(
+          store,
+          [this](const InFlightBlock& block, const absl::StatusOr<store::BlockRecord>& durable) {
+            return SettleBlock(block, durable);
+          })) {}
 
 InstancePair::~InstancePair() {
+  pipeline_.reset();  // Settles the blocks in flight while the slots still take them.
   slots_.Stop();
   warmer_.reset();
   slots_.Clear();
@@ -197,11 +210,51 @@ absl::StatusOr<std::optional<BlockOutcome>> InstancePair::CheckSubmission(
 }
 
 absl::StatusOr<BlockOutcome> InstancePair::SubmitBlock(const BlockSubmission& block) {
+  TANDEM_ASSIGN_OR_RETURN(const PendingBlock pending, BeginBlock(block));
+  return FinishBlock(pending);
+}
+
+bool InstancePair::FollowsBlockInFlight(const BlockSubmission& block) const {
+  // `sync` replaces the instance after every block before the next may run.
+  if (rules_->AfterBlockCommitted() == AfterBlock::kReplaceNow) return false;
+  const std::optional<CommitPipeline::Newest> newest = pipeline_->Last();
+  if (!newest.has_value()) return false;
+  // The store drops its queue when a write fails; its head then no longer is the newest block
+  // the pair queued, and that failure must be settled (its instances retired) first.
+  const std::optional<store::BlockStore::Head> head = store_.GetHead();
+  return head.has_value() && head->height == newest->height && head->hash == newest->hash &&
+         static_cast<uint64_t>(block.height) == uint64_t{head->height} + 1 &&
+         (!block.prev_hash.has_value() || *block.prev_hash == head->hash);
+}
+
+absl::Status InstancePair::SettleBlocksInFlight() {
+  return pipeline_->Drain(absl::Now() + options_.block_deadline);
+}
+
+absl::StatusOr<PendingBlock> InstancePair::BeginBlock(const BlockSubmission& block) {
   util::MutexLock ingest(&ingest_mu_);
   const absl::Time started = absl::Now();
   std::string hash;
-  TANDEM_ASSIGN_OR_RETURN(std::optional<BlockOutcome> settled, CheckSubmission(block, hash));
-  if (settled.has_value()) return *settled;
+  PendingBlock pending;
+  pending.height_ = block.height;
+  if (FollowsBlockInFlight(block)) {
+    // The common case of a pipelined ingest: the checks against the head were just made, and
+    // the store makes them again when it queues the block.
+    if (!block.hash.empty() && block.hash.size() != 32) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("block hash must be 32 bytes or empty, not ", block.hash.size()));
+    }
+    hash = block.hash.empty() ? store::Sha256(block.bytes) : block.hash;
+  } else {
+    // Anything else (a resubmission, a gap, a parent mismatch, a failed block in flight) is
+    // judged against the durable tip, once every block in flight is settled.
+    TANDEM_RETURN_IF_ERROR(SettleBlocksInFlight());
+    TANDEM_ASSIGN_OR_RETURN(std::optional<BlockOutcome> settled, CheckSubmission(block, hash));
+    if (settled.has_value()) {
+      pending.known_ = *std::move(settled);
+      return pending;
+    }
+  }
 
   auto fail = [&](const absl::Status& status, uint64_t generation) {
     PairEvent event = MakeEvent(PairEvent::Kind::kBlockFailed, generation);
@@ -233,42 +286,73 @@ absl::StatusOr<BlockOutcome> InstancePair::SubmitBlock(const BlockSubmission& bl
   commit.hash = hash;
   commit.prev_hash = block.prev_hash;
   commit.writes = std::move(result->writes);  // one type on both sides: moved, never copied
-  absl::StatusOr<store::BlockRecord> record = store_.CommitBlock(std::move(commit));
-  if (!record.ok()) {
-    // The instance has seen a block that is not committed: it must not serve again.
-    absl::Status status = util::WithCause(
-        Annotate(record.status(),
-                 absl::StrCat("block ", block.height, " ran but could not be committed: ")),
-        util::FailureCause::kHostError);
+  if (absl::Status queued = store_.QueueCommit(std::move(commit)); !queued.ok()) {
+    // The instance has seen a block that is not committed (or ran on one that failed to
+    // commit): it must not serve again.
+    absl::Status status = CommitFailure(block.height, queued);
     Events events;
     slots_.RetireFailed(lease, status, CallKind::kBlock, events);
     Emit(events);
     return fail(status, lease->generation());
   }
+  pending.ticket_ = pipeline_->Add(InFlightBlock{block.height, hash, lease, started});
 
+  if (rules_->AfterBlockCommitted() == AfterBlock::kReplaceNow) {
+    pending.known_ = FinishBlock(pending);
+    if (pending.known_->ok()) {
+      Events events;
+      ReplaceActiveSynchronously(lease, events);
+      Emit(events);
+    }
+  }
+  return pending;
+}
+
+absl::StatusOr<BlockOutcome> InstancePair::FinishBlock(const PendingBlock& pending) {
+  if (pending.known_.has_value()) return *pending.known_;
+  TANDEM_ASSIGN_OR_RETURN(
+      const CommitPipeline::Settled settled,
+      pipeline_->Await(*pending.ticket_, absl::Now() + options_.block_deadline));
+  const InFlightBlock& block = pending.ticket_->block();
+  BlockOutcome outcome;
+  outcome.record = settled.record;
+  outcome.generation = block.ran_on->generation();
+  outcome.duration = settled.at - block.started;
+  return outcome;
+}
+
+absl::Status InstancePair::SettleBlock(const InFlightBlock& block,
+                                       const absl::StatusOr<store::BlockRecord>& durable) {
   Events events;
-  slots_.BlockCommitted(lease, block.height);
+  if (!durable.ok()) {
+    // The instance has seen a block that is not committed: it must not serve again.
+    absl::Status status = CommitFailure(block.height, durable.status());
+    slots_.RetireFailed(block.ran_on, status, CallKind::kBlock, events);
+    PairEvent failed = MakeEvent(PairEvent::Kind::kBlockFailed, block.ran_on->generation());
+    failed.height = block.height;
+    failed.call = CallKind::kBlock;
+    DescribeFailure(status, failed);
+    events.push_back(failed);
+    Emit(events);
+    return status;
+  }
+  slots_.BlockCommitted(block.ran_on, block.height);
   switch (rules_->AfterBlockCommitted()) {
     case AfterBlock::kPublish:
-      slots_.Publish(lease, SwapReason::kBlock, absl::Now(), events);
+      slots_.Publish(block.ran_on, SwapReason::kBlock, absl::Now(), events);
       break;
     case AfterBlock::kKeepActive:
-      slots_.AfterCall(lease, events);
+      slots_.AfterCall(block.ran_on, events);
       break;
     case AfterBlock::kReplaceNow:
-      ReplaceActiveSynchronously(lease, events);
-      break;
+      break;  // BeginBlock replaces it, under the ingest lock, once this returns.
   }
-  BlockOutcome outcome;
-  outcome.record = *record;
-  outcome.generation = lease->generation();
-  outcome.duration = absl::Now() - started;
-  PairEvent committed = MakeEvent(PairEvent::Kind::kBlockCommitted, lease->generation());
+  PairEvent committed = MakeEvent(PairEvent::Kind::kBlockCommitted, block.ran_on->generation());
   committed.height = block.height;
-  committed.duration = outcome.duration;
+  committed.duration = absl::Now() - block.started;
   events.push_back(committed);
   Emit(events);
-  return outcome;
+  return absl::OkStatus();
 }
 
 void InstancePair::ReplaceActiveSynchronously(const Lease& ran_on, Events& events) {
@@ -341,6 +425,8 @@ absl::StatusOr<ViewOutcome> InstancePair::View(absl::string_view name,
 
 absl::Status InstancePair::Rollback(std::optional<uint32_t> height) {
   util::MutexLock ingest(&ingest_mu_);
+  // A block settled after the rollback would move the tip back up.
+  TANDEM_RETURN_IF_ERROR(SettleBlocksInFlight());
   TANDEM_RETURN_IF_ERROR(store_.Rollback(height));
   Events events;
   PairEvent event = MakeEvent(PairEvent::Kind::kRolledBack);
@@ -356,6 +442,8 @@ absl::Status InstancePair::Rollback(std::optional<uint32_t> height) {
 absl::StatusOr<InitOutcome> InstancePair::Initialize(absl::string_view name,
                                                      absl::string_view payload) {
   util::MutexLock ingest(&ingest_mu_);
+  // The active must not be failed or replaced by a block in flight after it ran the call.
+  TANDEM_RETURN_IF_ERROR(SettleBlocksInFlight());
   TANDEM_RETURN_IF_ERROR(module_.CheckCallableExport(name));
   const store::ReplayLogLimits& limits = store_.replay_log().limits();
   store::ReplayLogStats stats = store_.replay_log().Stats();
@@ -397,6 +485,7 @@ absl::StatusOr<InitOutcome> InstancePair::Initialize(absl::string_view name,
 absl::StatusOr<ReplayLogResetOutcome> InstancePair::ResetReplayLog(
     std::optional<uint64_t> keep_calls) {
   util::MutexLock ingest(&ingest_mu_);
+  TANDEM_RETURN_IF_ERROR(SettleBlocksInFlight());
   ReplayLogResetOutcome outcome;
   TANDEM_ASSIGN_OR_RETURN(outcome.dropped_calls,
                           store_.replay_log().Truncate(keep_calls.value_or(0)));

@@ -18,6 +18,7 @@
 #include "engine/instance.h"
 #include "engine/module.h"
 #include "engine/worker_pool.h"
+#include "proxy/commit_pipeline.h"
 #include "proxy/events.h"
 #include "proxy/instance_factory.h"
 #include "proxy/managed_instance.h"
@@ -74,6 +75,21 @@ struct BlockOutcome {
   bool already_committed = false;
   uint64_t generation = 0;  // The instance that ran the block (0 when nothing ran).
   absl::Duration duration;
+};
+
+// A block that ran and whose commit is queued (InstancePair::BeginBlock), to be acknowledged by
+// InstancePair::FinishBlock once it is durable. A cheap value; copies share the block.
+class PendingBlock {
+ public:
+  uint32_t height() const { return height_; }
+
+ private:
+  friend class InstancePair;
+  uint32_t height_ = 0;
+  // Known at once: a resubmission of a committed height, or a block whose commit BeginBlock
+  // waited for (the `sync` baseline).
+  std::optional<absl::StatusOr<BlockOutcome>> known_;
+  std::shared_ptr<CommitPipeline::Ticket> ticket_;
 };
 
 struct ViewOutcome {
@@ -136,11 +152,13 @@ struct PairStatus {
 bool FailedItsInstance(const absl::Status& status);
 
 // Threading: every public method is thread-safe. Blocks, rollbacks and init calls are serialized
-// (ingest_mu_); views run concurrently with them and with each other. The slot table's lock is
-// held only for pointer moves and bookkeeping, never across a guest call, so a swap's pause is the
-// time to move a few pointers. A call holds a lease (shared ownership) on the instance it started
-// on: a swap never interrupts it. A call queued on an instance that another call failed never
-// fails for it: it runs again on a healthy instance (it did not run, nothing was committed).
+// (ingest_mu_); views run concurrently with them and with each other. A block holds ingest_mu_
+// while it runs and its commit is queued, not while the commit is written and synced: the next
+// block runs meanwhile, on the state the queued one leaves (see BeginBlock). The slot table's lock
+// is held only for pointer moves and bookkeeping, never across a guest call, so a swap's pause is
+// the time to move a few pointers. A call holds a lease (shared ownership) on the instance it
+// started on: a swap never interrupts it. A call queued on an instance that another call failed
+// never fails for it: it runs again on a healthy instance (it did not run, nothing was committed).
 //
 // Errors (absl codes, as the gRPC facade maps them), each with its util::FailureCause:
 //   INVALID_ARGUMENT     malformed input (hash length, ...).
@@ -168,9 +186,33 @@ class InstancePair : public engine::GuestMemoryReclaimer {
   // UNAVAILABLE with the last warm failure when none is.
   absl::Status WaitUntilReady(absl::Duration timeout);
 
-  // Runs the block on an instance as the policy says and commits its writes atomically.
+  // Runs the block on an instance as the policy says and commits its writes atomically and
+  // durably: FinishBlock(BeginBlock(block)).
   absl::StatusOr<BlockOutcome> SubmitBlock(const BlockSubmission& block)
       ABSL_LOCKS_EXCLUDED(ingest_mu_);
+
+  // The first half of SubmitBlock: checks the block against the newest block queued (else the
+  // tip), runs it on an instance as the policy says, and queues its commit in the store. Returns
+  // once it is queued, so that the caller can begin the next block while this one is written and
+  // synced; nothing about it may be reported before FinishBlock says it is durable.
+  // Errors, with nothing queued: those of SubmitBlock's checks and of the guest; UNAVAILABLE
+  // (kHostError) when the block before it, still in flight, failed to commit meanwhile (the
+  // instance that ran this block on top of it is retired); DEADLINE_EXCEEDED when blocks in flight
+  // had to be settled first (a resubmission, a height that does not follow the newest) and were
+  // not within the block deadline.
+  // Under `sync` it waits for the commit itself: that baseline replaces the active on the
+  // critical path after every block, before the next may run.
+  absl::StatusOr<PendingBlock> BeginBlock(const BlockSubmission& block)
+      ABSL_LOCKS_EXCLUDED(ingest_mu_);
+
+  // The second half: waits until `pending`'s commit is durable and the pair serves its height
+  // (views at the tip see it), at most the block deadline. Returns what SubmitBlock returns.
+  // Errors: the store's (UNAVAILABLE, RESOURCE_EXHAUSTED, DATA_LOSS; cause kHostError) when its
+  // write, or that of a block queued before it, failed: nothing of it is committed, every block
+  // queued after it fails the same way, and every instance that ran one of them is retired;
+  // DEADLINE_EXCEEDED when the commit was not durable in time (it may still commit: GetBlock
+  // tells).
+  absl::StatusOr<BlockOutcome> FinishBlock(const PendingBlock& pending);
 
   // Calls the view export `name`; `height` std::nullopt means the tip, resolved when the view
   // starts. NOT_FOUND for a height that is not committed or an unknown export.
@@ -220,6 +262,16 @@ class InstancePair : public engine::GuestMemoryReclaimer {
   absl::StatusOr<Lease> InstanceForView(uint32_t height, bool& fresh, Events& events);
   void ReplaceActiveSynchronously(const Lease& ran_on, Events& events)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(ingest_mu_);
+  // True when `block` follows the newest block in flight (the store's head): it may run on the
+  // state that block leaves, before that block is durable.
+  bool FollowsBlockInFlight(const BlockSubmission& block) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(ingest_mu_);
+  // Waits until no block is in flight (bounded by the block deadline), so that the chain's tip is
+  // what a rollback, an init call or a check against the durable tip sees.
+  absl::Status SettleBlocksInFlight() ABSL_EXCLUSIVE_LOCKS_REQUIRED(ingest_mu_);
+  // The pipeline's settle step: on the pipeline's thread, in height order.
+  absl::Status SettleBlock(const InFlightBlock& block,
+                           const absl::StatusOr<store::BlockRecord>& durable);
   void Emit(const Events& events) const;
 
   // Constant after construction. Declared in dependency order: the slots hold instances from the
@@ -236,6 +288,10 @@ class InstancePair : public engine::GuestMemoryReclaimer {
 
   // Serializes blocks, rollbacks and init calls: each changes what instances have seen.
   util::Mutex ingest_mu_;
+
+  // Blocks whose commits are queued and not yet settled. Destroyed first (in ~InstancePair):
+  // settling uses the slots and the event sink.
+  std::unique_ptr<CommitPipeline> pipeline_;
 };
 
 }  // namespace tandem::proxy

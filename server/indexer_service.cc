@@ -1,6 +1,7 @@
 #include "server/indexer_service.h"
 
 #include <deque>
+#include <optional>
 #include <thread>
 
 #include "absl/base/thread_annotations.h"
@@ -18,7 +19,8 @@ using tandem::v1::SubmitBlockResponse;
 // One StreamBlocks call. gRPC's reactions (OnReadDone, OnWriteDone, OnCancel) only move messages
 // and flags; a worker thread of the call's own runs the blocks, one at a time and in order, so a
 // block that takes seconds never blocks gRPC's threads. Reads continue while a block runs
-// (pipelining) until the queue holds max_queued_blocks or max_queued_bytes.
+// (pipelining) until the queue holds max_queued_blocks or max_queued_bytes, and a block runs while
+// the one before it is written and synced (InstancePair::BeginBlock / FinishBlock).
 //
 // Lifetime: deleted by whichever of the worker (after Finish) and OnDone comes last. While it
 // has a worker it is registered in the service's streams_, so that shutdown can stop it.
@@ -125,54 +127,85 @@ class IndexerService::BlockStreamReactor final
     Unref();
   }
 
+  // Runs the blocks in order. Block N+1 runs while N's commit is written and synced, and N is
+  // answered once it is durable; with nothing queued behind it, N is answered at once (the client
+  // may be waiting for that answer before it sends more). The first block that fails ends the
+  // stream with its status: every block before it was answered, none after it ran to commit.
   grpc::Status RunBlocks() {
+    std::optional<proxy::PendingBlock> in_flight;
     for (;;) {
-      Queued next{0, absl::UnknownError("unset")};
+      std::optional<Queued> next;
       bool read_again = false;
       {
         util::MutexLock lock(&mu_);
         auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
           return !queue_.empty() || input_done_ || cancelled_ || stopping_;
         };
-        mu_.Await(ready);
+        if (!in_flight.has_value()) mu_.Await(ready);
+        // A block in flight still commits; nobody is left to tell.
         if (cancelled_) return grpc::Status(grpc::StatusCode::CANCELLED, "stream cancelled");
-        if (queue_.empty() && input_done_) return grpc::Status::OK;  // The client closed its side.
-        if (stopping_) {
-          return grpc::Status(
-              grpc::StatusCode::UNAVAILABLE,
-              queue_.empty() ? "server shutting down; no block was running"
-                             : absl::StrCat("block at height ", queue_.front().height,
-                                            ": server shutting down; resubmit from this height"));
+        if (!in_flight.has_value()) {
+          if (queue_.empty() && input_done_) return grpc::Status::OK;  // The client closed.
+          if (stopping_) {
+            return grpc::Status(
+                grpc::StatusCode::UNAVAILABLE,
+                queue_.empty() ? "server shutting down; no block was running"
+                               : absl::StrCat("block at height ", queue_.front().height,
+                                              ": server shutting down; resubmit from this height"));
+          }
         }
-        next = std::move(queue_.front());
-        queue_.pop_front();
-        if (next.block.ok()) queued_bytes_ -= next.block->bytes.size();
-        read_again = !read_pending_ && !input_done_ && MayReadLocked();
-        read_pending_ = read_pending_ || read_again;
+        if (!stopping_ && !queue_.empty()) {
+          next = std::move(queue_.front());
+          queue_.pop_front();
+          if (next->block.ok()) queued_bytes_ -= next->block->bytes.size();
+          read_again = !read_pending_ && !input_done_ && MayReadLocked();
+          read_pending_ = read_pending_ || read_again;
+        }
       }
       if (read_again) StartRead(&request_);
 
-      absl::StatusOr<proxy::BlockOutcome> outcome =
-          next.block.ok() ? service_.pair_.SubmitBlock(*next.block)
-                          : absl::StatusOr<proxy::BlockOutcome>(next.block.status());
-      if (!outcome.ok()) {
-        return ToGrpcStatus(absl::Status(
-            outcome.status().code(),
-            absl::StrCat("block at height ", next.height, ": ", outcome.status().message())));
+      absl::StatusOr<proxy::PendingBlock> begun = absl::UnknownError("no block");
+      if (next.has_value()) {
+        begun = next->block.ok() ? service_.pair_.BeginBlock(*next->block)
+                                 : absl::StatusOr<proxy::PendingBlock>(next->block.status());
       }
-      {
-        util::MutexLock lock(&mu_);
-        auto writable = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-          return !write_pending_ || cancelled_;
-        };
-        mu_.Await(writable);
-        if (cancelled_) return grpc::Status(grpc::StatusCode::CANCELLED, "stream cancelled");
-        response_.Clear();
-        ToProto(*outcome, &response_);
-        write_pending_ = true;
+      if (in_flight.has_value()) {
+        // Answered after the next block began: its commit overlapped that block's run. When
+        // it failed, so did everything after it, and its failure is the one to report.
+        grpc::Status answered = Answer(*in_flight);
+        in_flight.reset();
+        if (!answered.ok()) return answered;
       }
-      StartWrite(&response_);
+      if (next.has_value()) {
+        if (!begun.ok()) return BlockFailure(next->height, begun.status());
+        in_flight = *std::move(begun);
+      }
     }
+  }
+
+  static grpc::Status BlockFailure(uint32_t height, const absl::Status& status) {
+    return ToGrpcStatus(absl::Status(
+        status.code(), absl::StrCat("block at height ", height, ": ", status.message())));
+  }
+
+  // Waits until `pending` is durable and writes its response; the stream's final status when it
+  // failed or the client went away.
+  grpc::Status Answer(const proxy::PendingBlock& pending) {
+    absl::StatusOr<proxy::BlockOutcome> outcome = service_.pair_.FinishBlock(pending);
+    if (!outcome.ok()) return BlockFailure(pending.height(), outcome.status());
+    {
+      util::MutexLock lock(&mu_);
+      auto writable = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        return !write_pending_ || cancelled_;
+      };
+      mu_.Await(writable);
+      if (cancelled_) return grpc::Status(grpc::StatusCode::CANCELLED, "stream cancelled");
+      response_.Clear();
+      ToProto(*outcome, &response_);
+      write_pending_ = true;
+    }
+    StartWrite(&response_);
+    return grpc::Status::OK;
   }
 
   void Unref() {

@@ -1,12 +1,20 @@
 // The Indexer service over real loopback gRPC: real RocksDB, the real bitcoin_indexer guest and
 // the small test guests. Every RPC, and every error status docs/design.md lists.
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
 #include <thread>
 
+#include "absl/strings/str_cat.h"
 #include "engine/platform.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/engine/bitcoin_fixtures.h"
 #include "tests/server/test_server.h"
+#include "tests/support/scoped_tmpfs.h"
 
 namespace tandem::server {
 namespace {
@@ -16,6 +24,7 @@ using engine::testing::LoadFixtureBlocks;
 using engine::testing::ReadU32Le;
 using engine::testing::ReadU64Le;
 using engine::testing::U32Le;
+using ::tandem::testing::ScopedTmpfs;
 using testing::BlockRequest;
 using testing::Context;
 using ::testing::HasSubstr;
@@ -507,6 +516,132 @@ TEST_F(IndexerServiceTest, ShutdownEndsAnIdleStreamAtOnceNotAfterTheGrace) {
   grpc::Status status = stream->Finish();
   EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE) << status.error_message();
   EXPECT_THAT(status.error_message(), HasSubstr("shutting down"));
+}
+
+// Fills the file system that holds `folder` to the last byte with a file of its own, so that the
+// next write that needs space fails with ENOSPC. Returns the filler's path.
+std::filesystem::path FillUp(const std::filesystem::path& folder) {
+  const std::filesystem::path filler = folder / "filler";
+  const int fd = ::open(filler.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  EXPECT_GE(fd, 0) << std::strerror(errno);
+  const std::string chunk(1 << 16, 'x');
+  for (size_t size = chunk.size(); size > 0; size /= 2) {
+    while (::write(fd, chunk.data(), size) == static_cast<ssize_t>(size)) {
+    }
+  }
+  EXPECT_EQ(errno, ENOSPC) << std::strerror(errno);
+  ::close(fd);
+  return filler;
+}
+
+// The disk fills up while a stream has blocks in flight: with fsync on, each block's write and
+// sync overlaps the next block's run, and the first write that fails must fail its block and every
+// block after it (which ran on state that includes it), answer none of them, and leave exactly the
+// answered blocks on disk, which a restart resumes from with the same roots as a node that never
+// failed. Real RocksDB on a real file system that runs out of space (a small tmpfs).
+void DiskFillsUpMidStream(const std::vector<FixtureBlock>& blocks, const TempDir& dir,
+                          proxy::SwapPolicy policy) {
+  const uint32_t before_full = 6;  // Answered before the disk fills up.
+  const uint32_t last = static_cast<uint32_t>(blocks.size());
+  std::vector<std::string> roots(last + 1);
+  {
+    TempDir reference_dir;
+    RunningServer reference = StartOrDie(TestConfig(reference_dir));
+    ASSERT_NE(reference.server, nullptr);
+    for (uint32_t height = 1; height <= last; ++height) {
+      tandem::v1::SubmitBlockResponse response;
+      ASSERT_TRUE(reference.indexer
+                      ->SubmitBlock(Context().get(), BlockRequest(height, blocks[height - 1].bytes),
+                                    &response)
+                      .ok());
+      roots[height] = response.block().state_root();
+    }
+  }
+
+  const std::filesystem::path disk_path = dir.path() / "disk";
+  ScopedTmpfs disk(disk_path, "size=32m", 0);
+  if (!disk.mounted()) GTEST_SKIP() << "cannot mount a tmpfs here: " << disk.error();
+  ServerConfig config = TestConfig(dir);
+  config.db_path = (disk_path / "db").string();
+  config.fsync = true;
+  config.swap_policy = policy;
+  auto tip_of = [](RunningServer& s) {
+    tandem::v1::GetTipResponse tip;
+    EXPECT_TRUE(s.indexer->GetTip(Context().get(), {}, &tip).ok());
+    return tip.tip();
+  };
+
+  std::filesystem::path filler;
+  uint32_t answered = 0;
+  {
+    RunningServer s = StartOrDie(config);
+    ASSERT_NE(s.server, nullptr);
+    auto context = Context();
+    auto stream = s.indexer->StreamBlocks(context.get());
+    tandem::v1::SubmitBlockResponse response;
+    for (uint32_t height = 1; height <= before_full; ++height) {
+      ASSERT_TRUE(stream->Write(BlockRequest(height, blocks[height - 1].bytes)));
+      ASSERT_TRUE(stream->Read(&response));
+      ASSERT_EQ(response.block().height(), height);
+      ASSERT_EQ(response.block().state_root(), roots[height]) << height;
+    }
+    answered = before_full;
+    filler = FillUp(disk_path);
+    // The rest at once: each block runs while the one before it is written.
+    for (uint32_t height = before_full + 1; height <= last; ++height) {
+      if (!stream->Write(BlockRequest(height, blocks[height - 1].bytes))) break;
+    }
+    stream->WritesDone();
+    // A block whose writes fit in the WAL's last page may still commit; the first that needs
+    // space fails, and nothing after it is answered.
+    while (stream->Read(&response)) {
+      ++answered;
+      ASSERT_EQ(response.block().height(), answered);
+      ASSERT_EQ(response.block().state_root(), roots[answered]) << answered;
+    }
+    const grpc::Status status = stream->Finish();
+    const uint32_t failed = answered + 1;
+    ASSERT_LE(failed, last) << "every block committed on a full disk";
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << status.error_message();
+    EXPECT_THAT(status.error_message(), HasSubstr(absl::StrCat("block at height ", failed, ":")));
+    EXPECT_THAT(status.error_message(), HasSubstr("could not be committed"));
+    EXPECT_THAT(status.error_message(), HasSubstr("No space left on device"));
+
+    // Exactly the answered blocks are committed, and the node says so.
+    EXPECT_EQ(tip_of(s).height(), answered);
+    EXPECT_EQ(tip_of(s).state_root(), roots[answered]);
+    // The database refuses writes until it is reopened: the next block fails clearly and commits
+    // nothing, on an instance that saw no failed block (the failed ones were retired).
+    tandem::v1::SubmitBlockResponse refused_response;
+    const grpc::Status refused = s.indexer->SubmitBlock(
+        Context().get(), BlockRequest(failed, blocks[failed - 1].bytes), &refused_response);
+    EXPECT_FALSE(refused.ok());
+    EXPECT_THAT(refused.error_message(), HasSubstr("could not be committed"));
+    EXPECT_EQ(tip_of(s).height(), answered);
+  }
+
+  // Room again: a restart resumes at the answered prefix with its root, and the rest of the
+  // chain ends with the roots of a node that never failed.
+  std::filesystem::remove(filler);
+  RunningServer s = StartOrDie(config);
+  ASSERT_NE(s.server, nullptr);
+  EXPECT_EQ(tip_of(s).height(), answered);
+  EXPECT_EQ(tip_of(s).state_root(), roots[answered]);
+  for (uint32_t height = answered + 1; height <= last; ++height) {
+    tandem::v1::SubmitBlockResponse response;
+    const grpc::Status status = s.indexer->SubmitBlock(
+        Context().get(), BlockRequest(height, blocks[height - 1].bytes), &response);
+    ASSERT_TRUE(status.ok()) << height << ": " << status.error_message();
+    EXPECT_EQ(response.block().state_root(), roots[height]) << height;
+  }
+}
+
+TEST_F(IndexerServiceTest, ADiskThatFillsUpMidStreamLeavesTheAnsweredBlocksUnderNone) {
+  DiskFillsUpMidStream(blocks_, dir_, proxy::SwapPolicy::kNone);
+}
+
+TEST_F(IndexerServiceTest, ADiskThatFillsUpMidStreamLeavesTheAnsweredBlocksUnderBlock) {
+  DiskFillsUpMidStream(blocks_, dir_, proxy::SwapPolicy::kBlock);
 }
 
 }  // namespace

@@ -25,6 +25,7 @@
 #include "tests/engine/bitcoin_fixtures.h"
 #include "tests/server/process_util.h"
 #include "tests/server/test_server.h"
+#include "tests/support/scoped_tmpfs.h"
 #include "util/failure_cause.h"
 
 namespace tandem::server {
@@ -32,6 +33,7 @@ namespace {
 
 namespace fs = std::filesystem;
 using engine::testing::LoadFixtureBlocks;
+using ::tandem::testing::ScopedTmpfs;
 using testing::BlockRequest;
 using testing::Context;
 using ::testing::HasSubstr;
@@ -69,33 +71,6 @@ bool AwaitNames(const fs::path& directory, const std::set<std::string>& expected
   }
   return true;
 }
-
-// A tmpfs mounted on a fresh folder for the test's lifetime: a file system that really fills up
-// (`size`) or really refuses writes (MS_RDONLY), not a permission bit that root ignores.
-class ScopedTmpfs {
- public:
-  ScopedTmpfs(const fs::path& where, const std::string& options, unsigned long flags)
-      : where_(where) {
-    fs::create_directories(where_);
-    if (::mount("tandem-test", where_.c_str(), "tmpfs", flags, options.c_str()) == 0) {
-      mounted_ = true;
-    } else {
-      error_ = std::strerror(errno);
-    }
-  }
-  ~ScopedTmpfs() {
-    if (mounted_) ::umount2(where_.c_str(), MNT_DETACH);
-  }
-  ScopedTmpfs(const ScopedTmpfs&) = delete;
-  ScopedTmpfs& operator=(const ScopedTmpfs&) = delete;
-  bool mounted() const { return mounted_; }
-  const std::string& error() const { return error_; }
-
- private:
-  fs::path where_;
-  bool mounted_ = false;
-  std::string error_;
-};
 
 class SnapshotTest : public ::testing::Test {
  protected:
