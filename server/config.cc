@@ -189,8 +189,12 @@ absl::Status ValidateConfig(const ServerConfig& config) {
     return Invalid("db_block_cache", absl::StrCat("must be at least 1MiB (got ",
                                                   config.db_block_cache_bytes, " bytes)"));
   }
-  if (config.db_write_buffer_bytes < (4ull << 20)) {
-    return Invalid("db_write_buffers", absl::StrCat("must be at least 4MiB (got ",
+  // Each of the store's two data families may fill a quarter of the write buffers, and each of
+  // their memtables starts with a 2 MiB array of hash buckets: below 16MiB a new memtable is full
+  // as it is created, which RocksDB refuses (it aborts the process: memtable.cc
+  // `!ShouldScheduleFlush()`, seen at 8MiB).
+  if (config.db_write_buffer_bytes < (16ull << 20)) {
+    return Invalid("db_write_buffers", absl::StrCat("must be at least 16MiB (got ",
                                                     config.db_write_buffer_bytes, " bytes)"));
   }
   return absl::OkStatus();

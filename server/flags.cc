@@ -162,7 +162,7 @@ ABSL_FLAG(ByteSizeFlag, db_block_cache, ByteSizeFlag{256ull << 20},
           "number of keys; the defaults leave most of a 4 GiB node to the guests.");
 ABSL_FLAG(ByteSizeFlag, db_write_buffers, ByteSizeFlag{256ull << 20},
           "RocksDB's memtables, all column families together (bytes or 64MiB, 1GiB): past it "
-          "they are flushed, and writes wait rather than grow. At least 4MiB.");
+          "they are flushed, and writes wait rather than grow. At least 16MiB.");
 ABSL_FLAG(bool, fsync, true,
           "fsync the database's write-ahead log on every commit. Turn off only for benchmarks: a "
           "power loss may then lose the last blocks (never half of one).");
