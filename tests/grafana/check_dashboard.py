@@ -42,6 +42,7 @@ REQUIRED_PANELS = [
     ("build and module identity", r"build and module"),
     ("snapshots taken and failed", r"snapshots taken and failed"),
     ("age of the last snapshot", r"since the last snapshot"),
+    ("guest memory committed against the host memory budget, and refusals", r"host memory budget"),
 ]
 
 
@@ -141,6 +142,14 @@ def main():
         fixed = re.findall(r"(?<![\w.])0\.\d+\s*\*|\*\s*0\.\d+(?![\w.])", exprs)
         if fixed:
             problems.append(f"memory panel draws fixed fractions of the cap: {fixed}")
+
+    budget = [p for p in panels if "host memory budget" in p.get("title", "").lower()]
+    if budget:
+        exprs = " ".join(t.get("expr", "") for t in budget[0].get("targets", []))
+        for name in ("tandem_host_memory_budget_bytes", "tandem_guest_memory_committed_bytes",
+                     "tandem_host_memory_refusals_total"):
+            if name not in exprs:
+                problems.append(f"host memory budget panel lacks {name!r}")
 
     exprs = [dashboard_lib.to_promql(e) for _, _, e in dashboard_lib.expressions(dashboard)]
     for title, ref, expr in dashboard_lib.expressions(dashboard):
