@@ -45,7 +45,8 @@ struct ServerConfig {
   // The guest memory cap in bytes (rounded down to 64 KiB pages by the engine).
   uint64_t memory_limit_bytes = 4ull << 30;
   // Guest memory all instances together may commit (server/host_memory_budget.h); 0 derives it
-  // from the memory cgroup's limit, else physical memory, less headroom.
+  // from the memory cgroup's limit, else physical memory, less headroom and RocksDB's caches
+  // (db_block_cache_bytes, db_write_buffer_bytes).
   uint64_t host_memory_budget_bytes = 0;
 
   absl::Duration block_deadline = absl::Seconds(60);

@@ -109,7 +109,8 @@ ABSL_FLAG(ByteSizeFlag, host_memory_budget, ByteSizeFlag{0},
           "instantiation that would pass it fails with UNAVAILABLE (nothing committed) once cached "
           "instances are dropped, instead of the kernel killing the process. 0 (the default): "
           "what the process's memory cgroup allows (v1 memory.limit_in_bytes, v2 memory.max), "
-          "else physical memory, less 160MiB headroom. Bytes, or with a unit: 300MiB, 8GiB.");
+          "else physical memory, less 128MiB headroom for V8 and gRPC and less --db_block_cache "
+          "and --db_write_buffers. Bytes, or with a unit: 300MiB, 8GiB.");
 ABSL_FLAG(absl::Duration, block_deadline, absl::Seconds(60),
           "Deadline of one block's guest call (e.g. 60s, 1m30s); past it the block fails with "
           "DEADLINE_EXCEEDED and nothing commits.");

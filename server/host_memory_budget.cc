@@ -1,5 +1,5 @@
-// tandemd's host memory budget: what the process's memory cgroup (v1 or v2) allows, else the
-// machine's physical memory, less measured headroom. It reads /proc and /sys; it never sets limits.
+// tandemd's host memory budget: the memory cgroup's limit (v1 or v2), else physical memory, less
+// measured headroom and RocksDB's configured caches. It reads /proc and /sys, never sets limits.
 #include "server/host_memory_budget.h"
 
 #include <unistd.h>
@@ -135,38 +135,65 @@ MemoryLimit DiscoverMemoryLimit(const MemoryLimitSources& sources) {
   return limit;
 }
 
-HostMemoryBudget ResolveHostMemoryBudget(uint64_t flag_bytes, const MemoryLimit& limit) {
+HostMemoryBudget ResolveHostMemoryBudget(uint64_t flag_bytes, const MemoryLimit& limit,
+                                         const DatabaseMemory& database) {
   HostMemoryBudget budget;
+  budget.limit = limit;
+  budget.headroom_bytes = kHostMemoryHeadroomBytes;
+  budget.database = database;
+  const uint64_t reserved = kHostMemoryHeadroomBytes + database.total_bytes();
+  budget.derived_bytes = limit.bytes > reserved ? limit.bytes - reserved : 0;
   if (flag_bytes != 0) {
     budget.budget_bytes = flag_bytes;
     budget.source = "--host_memory_budget";
-    return budget;
+    budget.from_flag = true;
+  } else {
+    budget.budget_bytes = budget.derived_bytes;
+    budget.source = limit.source;
   }
-  budget.limit_bytes = limit.bytes;
-  budget.headroom_bytes = kHostMemoryHeadroomBytes;
-  budget.budget_bytes =
-      limit.bytes > kHostMemoryHeadroomBytes ? limit.bytes - kHostMemoryHeadroomBytes : 0;
-  budget.source = limit.source;
   return budget;
 }
 
 BudgetReport DescribeHostMemoryBudget(const HostMemoryBudget& budget, uint64_t memory_cap_bytes) {
   const uint64_t fit = memory_cap_bytes == 0 ? 0 : budget.budget_bytes / memory_cap_bytes;
+  // "400 MiB less 128 MiB headroom for V8 and gRPC, less RocksDB's 256 MiB --db_block_cache and
+  // 256 MiB --db_write_buffers": every figure the default is made of, and the flags behind them.
+  const std::string derivation =
+      absl::StrCat(budget.limit.bytes / kMiB, " MiB less ", budget.headroom_bytes / kMiB,
+                   " MiB headroom for V8 and gRPC, less RocksDB's ",
+                   budget.database.block_cache_bytes / kMiB, " MiB --db_block_cache and ",
+                   budget.database.write_buffer_bytes / kMiB, " MiB --db_write_buffers");
   BudgetReport report;
   report.line = absl::StrCat("host memory budget ", budget.budget_bytes / kMiB,
                              " MiB for guest memory (", budget.source);
-  if (budget.limit_bytes != 0) {
-    absl::StrAppend(&report.line, ": ", budget.limit_bytes / kMiB, " MiB less ",
-                    budget.headroom_bytes / kMiB, " MiB headroom");
-  }
+  if (!budget.from_flag) absl::StrAppend(&report.line, ": ", derivation);
   absl::StrAppend(&report.line, "); memory cap ", memory_cap_bytes / kMiB, " MiB per instance; ",
                   fit, fit == 1 ? " instance fits" : " instances fit", " at the full cap");
-  if (fit == 0) {
+  if (budget.from_flag && budget.budget_bytes > budget.derived_bytes) {
+    report.warning = true;
+    absl::StrAppend(&report.line, ": --host_memory_budget is more than the ",
+                    budget.derived_bytes / kMiB, " MiB that ", budget.limit.source, " leaves (",
+                    derivation,
+                    "); the kernel may kill the process before the budget refuses a commit");
+  } else if (budget.budget_bytes == 0) {
+    report.warning = true;
+    absl::StrAppend(&report.line,
+                    ": nothing is left for guest memory, so every instance is refused with "
+                    "UNAVAILABLE until RocksDB's caches shrink (--db_block_cache ",
+                    budget.database.block_cache_bytes / kMiB, " MiB, --db_write_buffers ",
+                    budget.database.write_buffer_bytes / kMiB, " MiB) or the memory limit grows");
+  } else if (fit == 0) {
     report.warning = true;
     absl::StrAppend(&report.line,
                     ": not even one instance can grow to the cap; blocks, views and warm-ups that "
-                    "need more than the budget fail with UNAVAILABLE (raise the memory limit or "
-                    "lower --memory_limit)");
+                    "need more than the budget fail with UNAVAILABLE (raise the memory limit, "
+                    "lower --memory_limit");
+    if (!budget.from_flag) {
+      absl::StrAppend(&report.line, ", or shrink RocksDB's caches: --db_block_cache ",
+                      budget.database.block_cache_bytes / kMiB, " MiB and --db_write_buffers ",
+                      budget.database.write_buffer_bytes / kMiB, " MiB");
+    }
+    absl::StrAppend(&report.line, ")");
   }
   return report;
 }

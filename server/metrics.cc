@@ -267,7 +267,7 @@ Metrics::Metrics(std::shared_ptr<prometheus::Registry> registry)
       host_memory_budget_bytes_(
           SingleGauge(*registry_, "tandem_host_memory_budget_bytes",
                       "Guest memory all instances together may commit (--host_memory_budget, or "
-                      "the memory cgroup's limit less headroom).")),
+                      "the memory cgroup's limit less headroom and RocksDB's caches).")),
       guest_memory_committed_bytes_(
           SingleGauge(*registry_, "tandem_guest_memory_committed_bytes",
                       "Guest linear memory committed by all instances, counted against the "

@@ -89,8 +89,9 @@ absl::StatusOr<std::unique_ptr<TandemServer>> TandemServer::Start(const ServerCo
   logger.Info(absl::StrCat("loaded module ", config.module_path, " (", wasm->size(),
                            " bytes), memory cap ", server->module_->memory_limit_bytes(),
                            " bytes"));
-  server->host_memory_budget_ =
-      ResolveHostMemoryBudget(config.host_memory_budget_bytes, DiscoverMemoryLimit());
+  server->host_memory_budget_ = ResolveHostMemoryBudget(
+      config.host_memory_budget_bytes, DiscoverMemoryLimit(),
+      DatabaseMemory{config.db_block_cache_bytes, config.db_write_buffer_bytes});
   engine::SetGuestMemoryBudget(server->host_memory_budget_.budget_bytes);
   const BudgetReport budget_report =
       DescribeHostMemoryBudget(server->host_memory_budget_, server->module_->memory_limit_bytes());

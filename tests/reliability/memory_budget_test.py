@@ -10,7 +10,10 @@ controller is not writable (no root, cgroup v2 only), the suite says why and is 
 Guest: memory_stress (payload N u32 allocations of M u32 MiB; `_start` flushes result/allocated,
 the `allocate` view and the `init_allocate` init call answer "SUCCESS n" / "ERROR n").
 Every node runs --swap_policy=block (the default) with the default 4 GiB cap; "limited" runs in a
-400 MiB cgroup and derives its budget from it, "reference" runs without a limit.
+400 MiB cgroup and derives its budget from it, "reference" runs without a limit. Nodes in a cgroup
+run with small RocksDB caches (--db_block_cache=8MiB --db_write_buffers=16MiB): the default budget
+is the limit less the measured headroom less those caches, and the 512 MiB of the defaults would
+leave a 400 MiB container nothing.
 
   blocks    The seed's scenario: the same blocks to both, 40 x 64 MiB among them. The limited node
             answers UNAVAILABLE (cause: the budget; again on a retry: no crash loop), stays up,
@@ -24,6 +27,9 @@ Every node runs --swap_policy=block (the default) with the default 4 GiB cap; "l
             equal roots.
   override  --host_memory_budget=64MiB in the same 400 MiB cgroup: the budget and its source come
             from the flag, and a 100 MiB block that fits the cgroup's budget is refused.
+  caches    The default RocksDB caches (256 MiB each) in the 400 MiB cgroup: the budget is 0, and
+            the start-up warning names both caches and their flags; the node still starts, answers
+            status, refuses blocks with UNAVAILABLE naming the budget, and stops cleanly.
 
 Usage: memory_budget_test.py --tandemd PATH --stubs DIR --guests DIR
 """
@@ -44,17 +50,25 @@ def stress(count, mib):
     return struct.pack("<II", count, mib)
 
 
+# RocksDB's caches for nodes in a cgroup: subtracted from the budget the cgroup gives.
+SMALL_CACHES = ["--db_block_cache=8MiB", "--db_write_buffers=16MiB"]
+SMALL_CACHES_BYTES = (8 + 16) * MiB
+
 ORDINARY = [stress(0, 0), stress(1, 1), stress(2, 1), stress(1, 4)]
 SEED_BLOCK = stress(40, 64)  # 2.5 GiB: far below the 4 GiB cap, far above 400 MiB.
 
 
-def start(args, work, name, cgroup=None, flags=()):
+def start(args, work, name, cgroup=None, flags=(), caches=None):
+    """A node; in a cgroup it runs with SMALL_CACHES unless `caches` (a list of flags) says
+    otherwise."""
+    if caches is None:
+        caches = SMALL_CACHES if cgroup else []
     node = h.Node(args.tandemd, f"{args.guests}/memory_stress.wasm", work(f"{name}-db"),
                   work(f"{name}.log"),
                   # Touching gigabytes takes seconds on a busy machine: deadlines far from that.
                   ["--fsync=false", "--standby_wait=2s", "--view_deadline=120s",
                    "--block_deadline=120s", "--init_deadline=120s", "--warm_deadline=120s",
-                   *flags],
+                   *caches, *flags],
                   name=name, metrics=True, cgroup=cgroup.path if cgroup else None)
     return node.start()
 
@@ -118,9 +132,19 @@ def blocks_scenario(args, work):
     print(f"  limited node: budget {status.host_memory_budget_bytes >> 20} MiB from "
           f"{status.host_memory_budget_source}", flush=True)
     assert "cgroup v1 memory.limit_in_bytes" in status.host_memory_budget_source, status
-    assert 0 < status.host_memory_budget_bytes < LIMIT, status
     log = limited.log_since_start()
     assert re.search(r" W host memory budget \d+ MiB .*0 instances fit at the full cap", log), log
+    # The budget is the limit less the headroom less RocksDB's configured caches, and the line
+    # says so figure by figure; Admin.Status agrees with it to the byte.
+    line = re.search(r"host memory budget (\d+) MiB for guest memory \(cgroup v1 [^:]*: "
+                     r"(\d+) MiB less (\d+) MiB headroom for V8 and gRPC, less RocksDB's 8 MiB "
+                     r"--db_block_cache and 16 MiB --db_write_buffers\)", log)
+    assert line, log
+    budget_mib, limit_mib, headroom_mib = map(int, line.groups())
+    assert limit_mib == LIMIT >> 20, line.group(0)
+    assert 0 < headroom_mib < limit_mib, line.group(0)
+    assert status.host_memory_budget_bytes == budget_mib * MiB == \
+        LIMIT - headroom_mib * MiB - SMALL_CACHES_BYTES, (status, line.group(0))
 
     submit_all(reference, 1, ORDINARY + [SEED_BLOCK])
     submit_all(limited, 1, ORDINARY)
@@ -227,6 +251,27 @@ def override_scenario(args, work):
     stop_cleanly(flagged, cgroup)
 
 
+def caches_scenario(args, work):
+    print("caches: RocksDB's default caches do not fit a 400 MiB cgroup", flush=True)
+    cgroup = h.MemoryCgroup("tandem-budget-caches", LIMIT)
+    # No instance can be warmed: the start waits --warm_deadline for one, then serves anyway.
+    node = start(args, work, "caches-default", cgroup, flags=["--warm_deadline=2s"], caches=[])
+    status = node.status()
+    assert status.host_memory_budget_bytes == 0, status
+    assert "cgroup v1 memory.limit_in_bytes" in status.host_memory_budget_source, status
+    log = node.log_since_start()
+    warning = re.search(r" W host memory budget 0 MiB .*", log)
+    assert warning, log
+    for named in ("less RocksDB's 256 MiB --db_block_cache and 256 MiB --db_write_buffers",
+                  "until RocksDB's caches shrink (--db_block_cache 256 MiB, "
+                  "--db_write_buffers 256 MiB)"):
+        assert named in warning.group(0), (named, warning.group(0))
+    print(f"  {warning.group(0)[3:200]}...", flush=True)
+    details = expect_unavailable("a block of 1 x 1 MiB", node.submit, 1, stress(1, 1), timeout=60)
+    assert "host memory budget" in details, details
+    stop_cleanly(node, cgroup)
+
+
 def main():
     args = h.common_args(__doc__)
     started = time.time()
@@ -240,6 +285,7 @@ def main():
     blocks_scenario(args, work)
     warm_up_scenario(args, work)
     override_scenario(args, work)
+    caches_scenario(args, work)
     h.report("memory_budget_test", started)
 
 

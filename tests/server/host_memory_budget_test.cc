@@ -105,30 +105,83 @@ TEST_F(HostMemoryBudgetTest, NoCgroupMeansPhysicalMemory) {
 
 TEST_F(HostMemoryBudgetTest, TheFlagOverridesTheLimitAndHeadroomIsSubtractedOtherwise) {
   const MemoryLimit limit{400 * kMiB, "cgroup v1 memory.limit_in_bytes of /x"};
-  HostMemoryBudget budget = ResolveHostMemoryBudget(300 * kMiB, limit);
+  HostMemoryBudget budget = ResolveHostMemoryBudget(300 * kMiB, limit, {});
   EXPECT_EQ(budget.budget_bytes, 300 * kMiB);
   EXPECT_EQ(budget.source, "--host_memory_budget");
+  EXPECT_TRUE(budget.from_flag);
 
-  budget = ResolveHostMemoryBudget(0, limit);
+  budget = ResolveHostMemoryBudget(0, limit, {});
   EXPECT_EQ(budget.budget_bytes, 400 * kMiB - kHostMemoryHeadroomBytes);
-  EXPECT_EQ(budget.limit_bytes, 400 * kMiB);
+  EXPECT_EQ(budget.limit.bytes, 400 * kMiB);
   EXPECT_EQ(budget.source, limit.source);
+  EXPECT_FALSE(budget.from_flag);
 
-  budget = ResolveHostMemoryBudget(0, MemoryLimit{kHostMemoryHeadroomBytes / 2, "tiny"});
+  budget = ResolveHostMemoryBudget(0, MemoryLimit{kHostMemoryHeadroomBytes / 2, "tiny"}, {});
   EXPECT_EQ(budget.budget_bytes, 0u);
 }
 
+TEST_F(HostMemoryBudgetTest, RocksDbsConfiguredCachesAreSubtractedFromTheDefault) {
+  const MemoryLimit limit{400 * kMiB, "cgroup v1 memory.limit_in_bytes of /x"};
+  HostMemoryBudget budget = ResolveHostMemoryBudget(0, limit, DatabaseMemory{8 * kMiB, 16 * kMiB});
+  EXPECT_EQ(budget.budget_bytes, 400 * kMiB - kHostMemoryHeadroomBytes - 24 * kMiB);
+  EXPECT_EQ(budget.database.total_bytes(), 24 * kMiB);
+
+  // The defaults (256 MiB each) do not fit in 400 MiB beside the headroom: nothing is left.
+  budget = ResolveHostMemoryBudget(0, limit, DatabaseMemory{256 * kMiB, 256 * kMiB});
+  EXPECT_EQ(budget.budget_bytes, 0u);
+
+  // The flag is taken as given: the operator has counted the caches.
+  budget = ResolveHostMemoryBudget(64 * kMiB, limit, DatabaseMemory{256 * kMiB, 256 * kMiB});
+  EXPECT_EQ(budget.budget_bytes, 64 * kMiB);
+}
+
 TEST_F(HostMemoryBudgetTest, TheStartupLineWarnsWhenNotOneInstanceFitsAtTheCap) {
-  HostMemoryBudget budget = ResolveHostMemoryBudget(0, MemoryLimit{400 * kMiB, "cgroup v1 x"});
+  HostMemoryBudget budget =
+      ResolveHostMemoryBudget(0, MemoryLimit{400 * kMiB, "cgroup v1 x"}, {8 * kMiB, 16 * kMiB});
   BudgetReport report = DescribeHostMemoryBudget(budget, 4096 * kMiB);
   EXPECT_TRUE(report.warning);
   EXPECT_THAT(report.line, HasSubstr("0 instances fit at the full cap"));
   EXPECT_THAT(report.line, HasSubstr("cgroup v1 x"));
   EXPECT_THAT(report.line, HasSubstr("UNAVAILABLE"));
+  // Every figure the budget is made of, and the flags that leave guests more.
+  EXPECT_THAT(report.line,
+              HasSubstr(absl::StrCat("(cgroup v1 x: 400 MiB less ", kHostMemoryHeadroomBytes / kMiB,
+                                     " MiB headroom for V8 and gRPC, less RocksDB's 8 MiB "
+                                     "--db_block_cache and 16 MiB --db_write_buffers)")));
+  EXPECT_THAT(report.line, HasSubstr("lower --memory_limit, or shrink RocksDB's caches: "
+                                     "--db_block_cache 8 MiB and --db_write_buffers 16 MiB"));
 
-  report = DescribeHostMemoryBudget(ResolveHostMemoryBudget(9 * 1024 * kMiB, {}), 4096 * kMiB);
-  EXPECT_FALSE(report.warning);
+  report = DescribeHostMemoryBudget(ResolveHostMemoryBudget(9 * 1024 * kMiB, {}, {}), 4096 * kMiB);
   EXPECT_THAT(report.line, HasSubstr("2 instances fit at the full cap"));
+}
+
+TEST_F(HostMemoryBudgetTest, TheStartupLineSaysWhenTheCachesLeaveNothingForGuests) {
+  BudgetReport report =
+      DescribeHostMemoryBudget(ResolveHostMemoryBudget(0, MemoryLimit{400 * kMiB, "cgroup v1 x"},
+                                                       DatabaseMemory{256 * kMiB, 256 * kMiB}),
+                               4096 * kMiB);
+  EXPECT_TRUE(report.warning);
+  EXPECT_THAT(report.line, HasSubstr("host memory budget 0 MiB"));
+  EXPECT_THAT(report.line, HasSubstr("every instance is refused with UNAVAILABLE until RocksDB's "
+                                     "caches shrink (--db_block_cache 256 MiB, "
+                                     "--db_write_buffers 256 MiB)"));
+}
+
+TEST_F(HostMemoryBudgetTest, TheStartupLineWarnsWhenTheFlagPromisesMoreThanTheLimitLeaves) {
+  const MemoryLimit limit{8192 * kMiB, "cgroup v2 memory.max of /y"};
+  const DatabaseMemory database{256 * kMiB, 256 * kMiB};
+  BudgetReport report =
+      DescribeHostMemoryBudget(ResolveHostMemoryBudget(8000 * kMiB, limit, database), 1024 * kMiB);
+  EXPECT_TRUE(report.warning);
+  EXPECT_THAT(report.line, HasSubstr("host memory budget 8000 MiB for guest memory "
+                                     "(--host_memory_budget); memory cap 1024 MiB per instance; "
+                                     "7 instances fit at the full cap"));
+  EXPECT_THAT(report.line, HasSubstr("more than the 7552 MiB that cgroup v2 memory.max of /y "
+                                     "leaves"));
+
+  report =
+      DescribeHostMemoryBudget(ResolveHostMemoryBudget(7552 * kMiB, limit, database), 1024 * kMiB);
+  EXPECT_FALSE(report.warning) << report.line;
 }
 
 }  // namespace
