@@ -223,6 +223,13 @@ int Run(int argc, char** argv) {
   client::ConnectionOptions writer_options = *reader_options;
   if (!ingest_token.empty()) writer_options.token = ingest_token;
 
+  // libcurl's global set-up must run while no other thread does (curl_global_init(3)): before
+  // the signal watcher, the metrics server, the ZMQ notifier and gRPC start theirs. It is never
+  // undone: curl_global_cleanup has the same rule, and gRPC's threads live until the process exits.
+  if (const CURLcode curl = curl_global_init(CURL_GLOBAL_DEFAULT); curl != CURLE_OK) {
+    std::cerr << "tandem-follow: cannot set up libcurl: " << curl_easy_strerror(curl) << "\n";
+    return kExitFailed;
+  }
   ProgressLog log(std::cerr);
   SignalWatcher signals(log);  // Before any thread starts, so every thread blocks the signals.
 
@@ -241,7 +248,6 @@ int Run(int argc, char** argv) {
     notifier = *std::move(started);
   }
 
-  curl_global_init(CURL_GLOBAL_DEFAULT);
   int exit_status = kExitOk;
   {
     NodeRpc node(*node_options);
@@ -274,7 +280,6 @@ int Run(int argc, char** argv) {
         break;
     }
   }
-  curl_global_cleanup();
   return exit_status;
 }
 

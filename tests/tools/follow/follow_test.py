@@ -350,25 +350,36 @@ def scenario_reorg(rng):
     print("reorg: rolled back 6, followed the new branch; views and roots equal a fresh node's")
 
 
-def scenario_kills(rng):
+def sync_from_a_reference(rng, last, txs_every):
+    """A node with `last` blocks, a reference tandemd fed them by tandemctl, and a follower
+    starting to index them into another tandemd."""
     node = start_chain_node()
     wallet = Wallet(node, rng)
     wallet.mature()
-    wallet.grow_to(1000, txs_every=20)
-    reference = reference_node(node, "reference", 1000)
+    wallet.grow_to(last, txs_every=txs_every)
+    reference = reference_node(node, "reference", last)
     tandem = tandemd("follower-tandemd")
     follower = Follower(node, tandem).start()
+    return node, reference, tandem, follower
 
+
+def wait_until_past(tandem, follower, height):
+    """Waits until tandemd's tip reaches `height`, polling every 2 ms (kills land mid-sync)."""
+    deadline = time.time() + 120
+    while (tip_or_none(tandem) or 0) < height:
+        follower.check_alive()
+        assert time.time() < deadline, f"tip {tip_or_none(tandem)} never reached {height}"
+        time.sleep(0.002)
+
+
+def scenario_kills(rng):
+    node, reference, tandem, follower = sync_from_a_reference(rng, 1000, txs_every=20)
     victims = ["follow"] * 5 + ["tandemd"] * 5
     rng.shuffle(victims)
     heights = sorted(rng.sample(range(40, 960), len(victims)))
     print(f"kills: {list(zip(heights, victims))}", flush=True)
     for height, victim in zip(heights, victims):
-        deadline = time.time() + 120
-        while (tip_or_none(tandem) or 0) < height:
-            follower.check_alive()
-            assert time.time() < deadline, f"tip {tip_or_none(tandem)} never reached {height}"
-            time.sleep(0.002)
+        wait_until_past(tandem, follower, height)
         if victim == "follow":
             follower.kill()
             follower.start()
@@ -386,18 +397,8 @@ def scenario_kills(rng):
 
 
 def scenario_node_stop(rng):
-    node = start_chain_node()
-    wallet = Wallet(node, rng)
-    wallet.mature()
-    wallet.grow_to(800, txs_every=25)
-    reference = reference_node(node, "reference", 800)
-    tandem = tandemd("follower-tandemd")
-    follower = Follower(node, tandem).start()
-    deadline = time.time() + 120
-    while (tip_or_none(tandem) or 0) < 100:
-        follower.check_alive()
-        assert time.time() < deadline
-        time.sleep(0.002)
+    node, reference, tandem, follower = sync_from_a_reference(rng, 800, txs_every=25)
+    wait_until_past(tandem, follower, 100)
     cookie_before = open(node.cookie_path).read()
     node.stop()
     stopped_at = tandem.tip()
