@@ -11,6 +11,9 @@ exit:
   follow  `tandem-follow --start_height=1 --exit_at_tip` reading from the node
 The order alternates between rounds. Both tandemd end with the same tip and state root (checked).
 overhead = median(follow) / median(submit) - 1. Prints JSON (and writes it to --json_out).
+Each run also records the CPU seconds spent in that window by the client (tandemctl or
+tandem-follow), by tandemd and by the node: on 2 cores, where the three compete, the follower's
+overhead is mostly the node's work of serving the blocks.
 
 Run it with nothing else running on the machine:
   python3 benchmarks/follow_bench.py --tandemd build/server/tandemd \
@@ -20,6 +23,7 @@ Run it with nothing else running on the machine:
 import json
 import os
 import platform
+import resource
 import statistics
 import subprocess
 import sys
@@ -38,6 +42,36 @@ def machine():
                       if line.startswith("model name")), "?")
     return {"cpus": os.cpu_count(), "cpu": model, "kernel": platform.release(),
             "load_average": os.getloadavg()}
+
+
+def process_cpu_seconds(pid):
+    """User + system CPU seconds of a live process, from /proc/<pid>/stat."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def children_cpu_seconds():
+    """User + system CPU seconds of this process's children that have exited and been waited for."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+class CpuWindow:
+    """CPU seconds spent between start() and stop() by the client (a child that exits in the
+    window), tandemd and the node."""
+
+    def __init__(self, tandem_pid, node_pid):
+        self.pids = {"tandemd": tandem_pid, "node": node_pid}
+
+    def start(self):
+        self.before = {name: process_cpu_seconds(pid) for name, pid in self.pids.items()}
+        self.before["client"] = children_cpu_seconds()
+
+    def stop(self):
+        after = {name: process_cpu_seconds(pid) for name, pid in self.pids.items()}
+        after["client"] = children_cpu_seconds()
+        return {name: round(after[name] - self.before[name], 3) for name in after}
 
 
 def main():
@@ -68,33 +102,35 @@ def main():
         return h.Node(args.tandemd, module, work(f"{name}-db"), work(f"{name}.log"),
                       name=name).start()
 
+    def timed(tandem, command):
+        cpu = CpuWindow(tandem.process.pid, node.process.pid)
+        cpu.start()
+        started = time.perf_counter()
+        subprocess.run(command, check=True, capture_output=True, timeout=1200)
+        took = time.perf_counter() - started
+        return took, tandem, cpu.stop()
+
     def run_submit(round_index):
         tandem = fresh_tandemd(f"submit-{round_index}")
-        started = time.perf_counter()
-        subprocess.run([args.tandemctl, f"--addr=127.0.0.1:{tandem.port}", "--start_height=1",
-                        "--progress=false", "submit", hex_path],
-                       check=True, capture_output=True, timeout=1200)
-        took = time.perf_counter() - started
-        return took, tandem
+        return timed(tandem, [args.tandemctl, f"--addr=127.0.0.1:{tandem.port}", "--start_height=1",
+                              "--progress=false", "submit", hex_path])
 
     def run_follow(round_index):
         tandem = fresh_tandemd(f"follow-{round_index}")
-        started = time.perf_counter()
-        subprocess.run([args.follow, f"--rpc_url={node.url}", *node.credentials_args(),
-                        f"--addr=127.0.0.1:{tandem.port}", "--start_height=1", "--exit_at_tip",
-                        "--metrics_listen=", "--progress_interval=1h"],
-                       check=True, capture_output=True, timeout=1200)
-        took = time.perf_counter() - started
-        return took, tandem
+        return timed(tandem, [args.follow, f"--rpc_url={node.url}", *node.credentials_args(),
+                              f"--addr=127.0.0.1:{tandem.port}", "--start_height=1",
+                              "--exit_at_tip", "--metrics_listen=", "--progress_interval=1h"])
 
     submit_seconds, follow_seconds = [], []
+    cpu_seconds = {"submit": [], "follow": []}
     for round_index in range(args.rounds):
         order = [("submit", run_submit), ("follow", run_follow)]
         if round_index % 2:
             order.reverse()
         finished = {}
         for name, run in order:
-            took, tandem = run(round_index)
+            took, tandem, cpu = run(round_index)
+            cpu_seconds[name].append(cpu)
             assert tandem.tip() == args.chain_blocks, (name, tandem.tip())
             record = tandem.block(args.chain_blocks)
             # The hashes differ by design (tandemctl stores SHA-256 of the bytes, the follower the
@@ -103,7 +139,9 @@ def main():
             (submit_seconds if name == "submit" else follow_seconds).append(took)
             tandem.stop()
             print(f"round {round_index + 1}: {name} {took:.2f} s "
-                  f"({args.chain_blocks / took:.0f} blocks/s)", file=sys.stderr, flush=True)
+                  f"({args.chain_blocks / took:.0f} blocks/s); CPU s: client {cpu['client']:.2f}, "
+                  f"tandemd {cpu['tandemd']:.2f}, node {cpu['node']:.2f}",
+                  file=sys.stderr, flush=True)
         assert finished["submit"] == finished["follow"], "the two tandemd's state roots differ"
     node.stop()
 
@@ -121,6 +159,13 @@ def main():
         "submit_blocks_per_second": round(args.chain_blocks / submit_median, 1),
         "follow_blocks_per_second": round(args.chain_blocks / follow_median, 1),
         "overhead": round(follow_median / submit_median - 1, 4),
+        # Medians over the rounds of the CPU seconds each process spent in the timed window.
+        "submit_cpu_seconds_median": {
+            who: round(statistics.median(c[who] for c in cpu_seconds["submit"]), 3)
+            for who in ("client", "tandemd", "node")},
+        "follow_cpu_seconds_median": {
+            who: round(statistics.median(c[who] for c in cpu_seconds["follow"]), 3)
+            for who in ("client", "tandemd", "node")},
         "target_overhead": 0.20,
         "meets_target": follow_median / submit_median - 1 <= 0.20,
         "machine": machine(),
