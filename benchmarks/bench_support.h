@@ -2,6 +2,8 @@
 // Benchmark-only; it must never be linked into the product.
 #pragma once
 
+#include <sys/resource.h>
+
 #include <algorithm>
 #include <cstdint>
 #include <cstdlib>
@@ -75,5 +77,30 @@ inline long ProcStatusKiB(const std::string& field) {
 }
 
 inline double Micros(absl::Duration d) { return absl::ToDoubleMicroseconds(d); }
+
+// The process's CPU time (every thread: workers, V8's and RocksDB's background threads) and
+// context switches since construction. On a 2-core machine shared with the client, CPU per block
+// is what bounds throughput, and it is far less noisy than wall time when the VM has steal time.
+class ProcessCpu {
+ public:
+  ProcessCpu() : start_(Sample()) {}
+  // Microseconds of CPU and context switches (voluntary and not) per `units`, since construction.
+  double CpuMicrosPer(double units) const { return (Sample().cpu_us - start_.cpu_us) / units; }
+  double SwitchesPer(double units) const { return (Sample().switches - start_.switches) / units; }
+
+ private:
+  struct Reading {
+    double cpu_us = 0;
+    double switches = 0;
+  };
+  static Reading Sample() {
+    struct rusage usage;
+    getrusage(RUSAGE_SELF, &usage);
+    auto micros = [](const timeval& t) { return t.tv_sec * 1e6 + static_cast<double>(t.tv_usec); };
+    return {micros(usage.ru_utime) + micros(usage.ru_stime),
+            static_cast<double>(usage.ru_nvcsw + usage.ru_nivcsw)};
+  }
+  const Reading start_;
+};
 
 }  // namespace tandem::bench

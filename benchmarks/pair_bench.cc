@@ -260,6 +260,7 @@ void BM_Ingest(benchmark::State& state) {
   uint64_t block_bytes = 0;
   uint32_t height = 1;
   const absl::Time start = absl::Now();
+  const ProcessCpu cpu;
   for (auto _ : state) {
     proxy::BlockSubmission block;
     block.height = height;
@@ -272,6 +273,9 @@ void BM_Ingest(benchmark::State& state) {
     ++height;
   }
   const double seconds = absl::ToDoubleSeconds(absl::Now() - start);
+  const double submitted = static_cast<double>(state.iterations());
+  state.counters["cpu_us_per_block"] = cpu.CpuMicrosPer(submitted);
+  state.counters["switches_per_block"] = cpu.SwitchesPer(submitted);
   load.Stop();
   const double rate = static_cast<double>(state.iterations()) / seconds;
   const std::string policy_name(proxy::SwapPolicyName(policy));
