@@ -43,7 +43,13 @@ inline const engine::Module& GuestModule(absl::string_view name) {
   for (auto& [loaded, module] : *modules) {
     if (loaded == name) return *module;
   }
-  if (absl::Status status = engine::InitializeV8(); !status.ok()) {
+  // TANDEM_BENCH_V8_FLAGS runs a benchmark under other V8 flags, to measure one before tandemd
+  // adopts it.
+  engine::PlatformOptions platform;
+  if (const char* flags = std::getenv("TANDEM_BENCH_V8_FLAGS"); flags != nullptr) {
+    platform.v8_flags = flags;
+  }
+  if (absl::Status status = engine::InitializeV8(platform); !status.ok()) {
     std::fprintf(stderr, "InitializeV8: %s\n", status.ToString().c_str());
     std::abort();
   }
