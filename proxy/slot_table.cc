@@ -3,6 +3,7 @@
 // It keeps the slots' invariants; it never runs a guest call and never makes an instance.
 #include "proxy/slot_table.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -280,7 +281,14 @@ void SlotTable::DeliverWarmed(const WarmTicket& ticket, absl::StatusOr<Lease> wa
     return;
   }
   (*warmed)->epoch = ticket.epoch;
-  ready_.push_back(*std::move(warmed));
+  // Warm-ups run in parallel and may finish out of order: the pool serves the oldest generation
+  // first. (A younger one that finished while the active slot was empty has been served already;
+  // generations name instances in the order they were made, not the order they serve.)
+  const uint64_t generation = (*warmed)->generation();
+  ready_.insert(std::upper_bound(
+                    ready_.begin(), ready_.end(), generation,
+                    [](uint64_t made, const Lease& ready) { return made < ready->generation(); }),
+                *std::move(warmed));
   PairEvent event = MakeEvent(PairEvent::Kind::kWarmReady, ticket.generation);
   event.duration = took;
   events.push_back(event);

@@ -77,6 +77,26 @@ TEST_F(SlotTableTest, AnEmptyActiveSlotIsFilledByTheFirstReadyStandby) {
   EXPECT_EQ(CountKind(events, PairEvent::Kind::kSwap), 1);
 }
 
+TEST_F(SlotTableTest, StandbysThatFinishOutOfOrderServeOldestFirst) {
+  SwapRulesOptions rules_options;
+  rules_options.standby_pool = 2;
+  auto rules = MakeSwapRules(SwapPolicy::kNone, rules_options);
+  SlotTable table(*rules, Options(), 4);
+  Events events;
+  Deliver(table, leases_.Make(1), events);  // The active.
+  std::optional<WarmTicket> older = table.AwaitWarmNeeded(events);
+  std::optional<WarmTicket> younger = table.AwaitWarmNeeded(events);
+  ASSERT_TRUE(older.has_value() && younger.has_value());
+  Lease second = leases_.Make(2);
+  Lease third = leases_.Make(3);
+  table.DeliverWarmed(*younger, third, absl::Milliseconds(1), events);
+  table.DeliverWarmed(*older, second, absl::Milliseconds(1), events);
+  EXPECT_EQ(table.Snapshot().first_ready, second);
+  absl::StatusOr<Lease> taken = table.TakeStandby(Claim::kManualSwap, absl::Now() + kWait, events);
+  ASSERT_TRUE(taken.ok()) << taken.status();
+  EXPECT_EQ(*taken, second);
+}
+
 TEST_F(SlotTableTest, ABlockSwapKeepsThePreviousActiveForItsHeightOnly) {
   SlotTable table(*block_rules_, Options(), 1);
   Events events;
