@@ -25,7 +25,7 @@ namespace tandem::util {
 // As absl::Mutex does, the thread that releases the mutex evaluates the waiters' conditions (with
 // the mutex still held) and wakes only those whose condition now holds. Waking every waiter on
 // every release instead, to let each re-check its own condition, cost a context switch per waiter
-// per release: with a warmer thread parked on the pair's mutex, a third of all context switches
+// per release: with a warmer thread parked on the pair's mutex, a quarter of all context switches
 // of an ingest were such wake-ups for nothing (perf, pair_bench BM_Ingest under `none`).
 //
 // A condition may therefore run on any thread that releases the mutex, always with the mutex
