@@ -1,5 +1,6 @@
 #include "server/indexer_service.h"
 
+#include <algorithm>
 #include <deque>
 #include <optional>
 #include <thread>
@@ -19,8 +20,9 @@ using tandem::v1::SubmitBlockResponse;
 // One StreamBlocks call. gRPC's reactions (OnReadDone, OnWriteDone, OnCancel) only move messages
 // and flags; a worker thread of the call's own runs the blocks, one at a time and in order, so a
 // block that takes seconds never blocks gRPC's threads. Reads continue while a block runs
-// (pipelining) until the queue holds max_queued_blocks or max_queued_bytes, and a block runs while
-// the one before it is written and synced (InstancePair::BeginBlock / FinishBlock).
+// (pipelining) until the queue holds max_queued_blocks or max_queued_bytes, and blocks run while
+// the ones before them are written and synced (InstancePair::BeginBlock / FinishBlock), up to
+// max_blocks_in_flight unanswered.
 //
 // Lifetime: deleted by whichever of the worker (after Finish) and OnDone comes last. While it
 // has a worker it is registered in the service's streams_, so that shutdown can stop it.
@@ -127,12 +129,16 @@ class IndexerService::BlockStreamReactor final
     Unref();
   }
 
-  // Runs the blocks in order. Block N+1 runs while N's commit is written and synced, and N is
-  // answered once it is durable; with nothing queued behind it, N is answered at once (the client
-  // may be waiting for that answer before it sends more). The first block that fails ends the
-  // stream with its status: every block before it was answered, none after it ran to commit.
+  // Runs the blocks in order. Up to limits_.max_blocks_in_flight blocks may have run, their
+  // commits queued, before the oldest is answered, once durable: the next blocks run while the
+  // earlier ones are written and synced, and a slow hand-off to the settling thread delays only
+  // an answer, not the next block. With nothing queued behind them, the blocks in flight are
+  // answered at once (the client may be waiting for those answers before it sends more). The
+  // first block that fails ends the stream with its status: every block before it was answered,
+  // none after it ran to commit.
   grpc::Status RunBlocks() {
-    std::optional<proxy::PendingBlock> in_flight;
+    const size_t max_in_flight = std::max<size_t>(service_.limits_.max_blocks_in_flight, 1);
+    std::deque<proxy::PendingBlock> in_flight;
     for (;;) {
       std::optional<Queued> next;
       bool read_again = false;
@@ -141,10 +147,10 @@ class IndexerService::BlockStreamReactor final
         auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
           return !queue_.empty() || input_done_ || cancelled_ || stopping_;
         };
-        if (!in_flight.has_value()) mu_.Await(ready);
-        // A block in flight still commits; nobody is left to tell.
+        if (in_flight.empty()) mu_.Await(ready);
+        // Blocks in flight still commit; nobody is left to tell.
         if (cancelled_) return grpc::Status(grpc::StatusCode::CANCELLED, "stream cancelled");
-        if (!in_flight.has_value()) {
+        if (in_flight.empty()) {
           if (queue_.empty() && input_done_) return grpc::Status::OK;  // The client closed.
           if (stopping_) {
             return grpc::Status(
@@ -164,21 +170,31 @@ class IndexerService::BlockStreamReactor final
       }
       if (read_again) StartRead(&request_);
 
-      absl::StatusOr<proxy::PendingBlock> begun = absl::UnknownError("no block");
-      if (next.has_value()) {
-        begun = next->block.ok() ? service_.pair_.BeginBlock(*next->block)
-                                 : absl::StatusOr<proxy::PendingBlock>(next->block.status());
-      }
-      if (in_flight.has_value()) {
-        // Answered after the next block began: its commit overlapped that block's run. When
-        // it failed, so did everything after it, and its failure is the one to report.
-        grpc::Status answered = Answer(*in_flight);
-        in_flight.reset();
+      if (!next.has_value()) {
+        // Nothing to run: answer the oldest block in flight (the loop comes back for the rest,
+        // or for a block that arrived meanwhile).
+        grpc::Status answered = Answer(in_flight.front());
+        in_flight.pop_front();
         if (!answered.ok()) return answered;
+        continue;
       }
-      if (next.has_value()) {
-        if (!begun.ok()) return BlockFailure(next->height, begun.status());
-        in_flight = *std::move(begun);
+      absl::StatusOr<proxy::PendingBlock> begun =
+          next->block.ok() ? service_.pair_.BeginBlock(*next->block)
+                           : absl::StatusOr<proxy::PendingBlock>(next->block.status());
+      if (!begun.ok()) {
+        // The blocks before it are answered first: when one of them failed, so did everything
+        // after it, and its failure is the one to report.
+        for (; !in_flight.empty(); in_flight.pop_front()) {
+          if (grpc::Status answered = Answer(in_flight.front()); !answered.ok()) return answered;
+        }
+        return BlockFailure(next->height, begun.status());
+      }
+      in_flight.push_back(*std::move(begun));
+      // Answered after the next block began: its commit overlapped that block's run.
+      while (in_flight.size() > max_in_flight) {
+        grpc::Status answered = Answer(in_flight.front());
+        in_flight.pop_front();
+        if (!answered.ok()) return answered;
       }
     }
   }
