@@ -79,6 +79,9 @@ class NodeRpc {
 
   const NodeRpcOptions options_;
   CURL* const curl_;
+  // The socket of curl_'s connection to the node, kept by libcurl's open and close callbacks;
+  // -1 (CURL_SOCKET_BAD) when there is none. Post uses it to acknowledge answers at once.
+  int socket_ = -1;
   int64_t next_id_ = 1;
 };
 
