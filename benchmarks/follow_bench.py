@@ -11,6 +11,9 @@ exit:
   follow  `tandem-follow --start_height=1 --exit_at_tip` reading from the node
 The order alternates between rounds. Both tandemd end with the same tip and state root (checked).
 overhead = median(follow) / median(submit) - 1. Prints JSON (and writes it to --json_out).
+With --baseline_follow=OTHER_BINARY each round also times that tandem-follow (a build before a
+change), in a rotating order, on the same chain: `baseline_*` figures, for old against new.
+--follow_flags adds flags to both tandem-follow runs (e.g. "--batch=128 --fetch_ahead=256").
 Each run also records the CPU seconds spent in that window by the client (tandemctl or
 tandem-follow), by tandemd and by the node: on 2 cores, where the three compete, the follower's
 overhead is mostly the node's work of serving the blocks.
@@ -74,12 +77,28 @@ class CpuWindow:
         return {name: round(after[name] - self.before[name], 3) for name in after}
 
 
+def baseline_figures(seconds, cpu_seconds, submit_median):
+    """The --baseline_follow binary's figures, against the same rounds' submit runs."""
+    median = statistics.median(seconds["baseline"])
+    return {
+        "baseline_follow_seconds": [round(s, 3) for s in seconds["baseline"]],
+        "baseline_follow_median_seconds": round(median, 3),
+        "baseline_overhead": round(median / submit_median - 1, 4),
+        "baseline_follow_cpu_seconds_median": {
+            who: round(statistics.median(c[who] for c in cpu_seconds["baseline"]), 3)
+            for who in ("client", "tandemd", "node")},
+    }
+
+
 def main():
     args = h.common_args(__doc__, lambda p: (
         p.add_argument("--tandemctl", required=True),
         p.add_argument("--follow", required=True),
         p.add_argument("--chain_blocks", type=int, default=2000),
         p.add_argument("--rounds", type=int, default=5),
+        p.add_argument("--baseline_follow"),
+        p.add_argument("--follow_flags", default="",
+                       help="more flags for tandem-follow (both binaries), space-separated"),
         p.add_argument("--json_out")))
     work = h.WorkDir("tandem-follow-bench-", args.keep)
     module = os.path.join(args.guests, "bitcoin_indexer.wasm")
@@ -115,17 +134,25 @@ def main():
         return timed(tandem, [args.tandemctl, f"--addr=127.0.0.1:{tandem.port}", "--start_height=1",
                               "--progress=false", "submit", hex_path])
 
-    def run_follow(round_index):
-        tandem = fresh_tandemd(f"follow-{round_index}")
-        return timed(tandem, [args.follow, f"--rpc_url={node.url}", *node.credentials_args(),
+    def run_follow(round_index, binary=args.follow, name="follow"):
+        tandem = fresh_tandemd(f"{name}-{round_index}")
+        return timed(tandem, [binary, f"--rpc_url={node.url}", *node.credentials_args(),
                               f"--addr=127.0.0.1:{tandem.port}", "--start_height=1",
-                              "--exit_at_tip", "--metrics_listen=", "--progress_interval=1h"])
+                              "--exit_at_tip", "--metrics_listen=", "--progress_interval=1h",
+                              *args.follow_flags.split()])
 
-    submit_seconds, follow_seconds = [], []
-    cpu_seconds = {"submit": [], "follow": []}
+    seconds = {"submit": [], "follow": [], "baseline": []}
+    submit_seconds, follow_seconds = seconds["submit"], seconds["follow"]
+    cpu_seconds = {"submit": [], "follow": [], "baseline": []}
     for round_index in range(args.rounds):
         order = [("submit", run_submit), ("follow", run_follow)]
-        if round_index % 2:
+        if args.baseline_follow:
+            order.append(("baseline", lambda i: run_follow(i, args.baseline_follow, "baseline")))
+            shift = round_index % 3
+            order = order[shift:] + order[:shift]
+            if round_index % 2:
+                order.reverse()
+        elif round_index % 2:
             order.reverse()
         finished = {}
         for name, run in order:
@@ -136,13 +163,13 @@ def main():
             # The hashes differ by design (tandemctl stores SHA-256 of the bytes, the follower the
             # chain's hash): compare the state roots.
             finished[name] = (record.height, bytes(record.state_root), record.write_count)
-            (submit_seconds if name == "submit" else follow_seconds).append(took)
+            seconds[name].append(took)
             tandem.stop()
             print(f"round {round_index + 1}: {name} {took:.2f} s "
                   f"({args.chain_blocks / took:.0f} blocks/s); CPU s: client {cpu['client']:.2f}, "
                   f"tandemd {cpu['tandemd']:.2f}, node {cpu['node']:.2f}",
                   file=sys.stderr, flush=True)
-        assert finished["submit"] == finished["follow"], "the two tandemd's state roots differ"
+        assert len(set(finished.values())) == 1, f"the tandemd's state roots differ: {finished}"
     node.stop()
 
     submit_median = statistics.median(submit_seconds)
@@ -152,6 +179,7 @@ def main():
         "blocks": args.chain_blocks,
         "chain_bytes": chain_bytes,
         "rounds": args.rounds,
+        "follow_flags": args.follow_flags,
         "submit_seconds": [round(s, 3) for s in submit_seconds],
         "follow_seconds": [round(s, 3) for s in follow_seconds],
         "submit_median_seconds": round(submit_median, 3),
@@ -168,6 +196,7 @@ def main():
             for who in ("client", "tandemd", "node")},
         "target_overhead": 0.20,
         "meets_target": follow_median / submit_median - 1 <= 0.20,
+        **(baseline_figures(seconds, cpu_seconds, submit_median) if args.baseline_follow else {}),
         "machine": machine(),
         "load_average_before": load_before,
         "date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
