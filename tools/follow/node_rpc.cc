@@ -49,8 +49,8 @@ size_t AppendBody(char* data, size_t size, size_t count, void* user) {
   // Acknowledge what was read at once instead of after the delayed-ACK timeout (40 ms on Linux).
   // The node's HTTP server (libevent, no TCP_NODELAY) writes an answer in chunks of 16 KB, and
   // Nagle holds the next chunk until the previous one is acknowledged; this client, having just
-  // sent its request, delays that ACK. So every answer over 16 KB stalled ~40 ms: a --batch of 32
-  // regtest blocks (about 23 KB of hex) made a catch-up 2.5 times slower than 16 (measured). The
+  // sent its request, delays that ACK. So an answer a little over 16 KB stalled ~40 ms: a --batch
+  // of 32 regtest blocks (about 23 KB of hex) made a catch-up 2.5 times slower than 16. The
   // kernel leaves quick-ACK mode by itself when the next request goes out, hence every chunk.
 #ifdef TCP_QUICKACK
   if (*receiver->socket != CURL_SOCKET_BAD) {
