@@ -58,6 +58,7 @@
 #include "rocksdb/write_batch.h"
 #include "rocksdb/write_buffer_manager.h"
 #include "store/keys.h"
+#include "store/memory_trim_listener.h"
 #include "store/rocksdb_status.h"
 #include "util/status_macros.h"
 
@@ -215,6 +216,7 @@ DatabaseOptions MakeDatabaseOptions(const BlockStoreOptions& options) {
   out.db.statistics = rocksdb::CreateDBStatistics();
   out.db.write_buffer_manager = std::make_shared<rocksdb::WriteBufferManager>(
       options.write_buffer_bytes, /*cache=*/nullptr, /*allow_stall=*/true);
+  out.db.listeners.push_back(std::make_shared<MemoryTrimListener>());
 
   rocksdb::BlockBasedTableOptions table;
   table.block_cache = rocksdb::NewLRUCache(options.block_cache_bytes);
