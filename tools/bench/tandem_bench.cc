@@ -110,7 +110,7 @@ ABSL_FLAG(absl::Duration, flood_duration, absl::Seconds(5),
           "Ingest time of each half (alone, flooded) of the flood scenario.");
 ABSL_FLAG(int, leaky_blocks, 0,
           "When more than 0: that many blocks of the leaky guest under `block`, with tandemd's "
-          "RSS and VmSize sampled every 1,000 (100000 for the memory target; takes minutes).");
+          "RSS and VmSize sampled every 100 (100000 for the memory target; takes minutes).");
 ABSL_FLAG(std::string, json_out, "tandem-bench.json", "Where to write the JSON results.");
 ABSL_FLAG(std::string, markdown_out, "", "Where to write the Markdown table (also printed).");
 
