@@ -10,6 +10,14 @@
 
 namespace tandem::follow {
 
+int BatchSize(const FetchOptions& options, int previous_count, uint64_t previous_bytes) {
+  if (previous_count <= 0) return 1;
+  const uint64_t mean = std::max<uint64_t>(1, previous_bytes / previous_count);
+  const uint64_t by_bytes = std::max<uint64_t>(1, options.batch_bytes / mean);
+  const uint64_t limit = std::min<uint64_t>(options.batch, uint64_t{2} * previous_count);
+  return static_cast<int>(std::max<uint64_t>(1, std::min(by_bytes, limit)));
+}
+
 BlockFetcher::BlockFetcher(NodeRpc& rpc, FollowMetrics& metrics, FetchOptions options,
                            uint32_t height, std::string parent_hash)
     : rpc_(rpc),
@@ -33,14 +41,21 @@ bool BlockFetcher::Finish(FetchEnd end, absl::Status error, int64_t changed_at) 
   error_ = std::move(error);
   changed_at_ = changed_at;
   // Stopping drops what was read ahead: nobody will submit it.
-  if (end == FetchEnd::kStopped) queue_.clear();
+  if (end == FetchEnd::kStopped) {
+    queue_.clear();
+    queue_bytes_ = 0;
+  }
   return false;
 }
 
 bool BlockFetcher::Push(FetchedBlock block) {
   util::MutexLock lock(&mu_);
-  mu_.Await([&] { return end_ != FetchEnd::kRunning || queue_.size() < options_.capacity; });
+  mu_.Await([&] {
+    return end_ != FetchEnd::kRunning || queue_.empty() ||
+           (queue_.size() < options_.capacity && queue_bytes_ < options_.capacity_bytes);
+  });
   if (end_ != FetchEnd::kRunning) return false;
+  queue_bytes_ += block.bytes.size();
   queue_.push_back(std::move(block));
   return true;
 }
@@ -51,6 +66,7 @@ std::optional<FetchedBlock> BlockFetcher::Next() {
   if (queue_.empty()) return std::nullopt;
   FetchedBlock block = std::move(queue_.front());
   queue_.pop_front();
+  queue_bytes_ -= block.bytes.size();
   return block;
 }
 
@@ -77,6 +93,8 @@ int64_t BlockFetcher::node_height() const {
 void BlockFetcher::Run(uint32_t height, std::string parent_hash) {
   int64_t next = height;
   int64_t node_height = -1;
+  int previous_count = 0;       // Blocks of the previous batch,
+  uint64_t previous_bytes = 0;  // and their bytes.
   for (;;) {
     if (end() != FetchEnd::kRunning) return;
     if (next > node_height) {
@@ -101,7 +119,8 @@ void BlockFetcher::Run(uint32_t height, std::string parent_hash) {
         return;
       }
     }
-    const int64_t count = std::min<int64_t>(options_.batch, node_height - next + 1);
+    const int64_t count = std::min<int64_t>(BatchSize(options_, previous_count, previous_bytes),
+                                            node_height - next + 1);
     absl::StatusOr<std::vector<std::string>> hashes = rpc_.GetBlockHashes(next, count);
     if (!hashes.ok()) {
       if (hashes.status().code() == absl::StatusCode::kOutOfRange) {
@@ -116,6 +135,9 @@ void BlockFetcher::Run(uint32_t height, std::string parent_hash) {
       Finish(FetchEnd::kFailed, blocks.status());
       return;
     }
+    previous_count = static_cast<int>(blocks->size());
+    previous_bytes = 0;
+    for (const std::string& bytes : *blocks) previous_bytes += bytes.size();
     for (size_t i = 0; i < blocks->size(); ++i, ++next) {
       absl::StatusOr<std::string> parent = ParentHash((*blocks)[i]);
       if (!parent.ok()) {

@@ -63,8 +63,13 @@ ABSL_FLAG(int64_t, start_height, -1,
 ABSL_FLAG(int64_t, max_reorg_depth, 100,
           "The deepest reorg rolled back without an operator: a deeper one stops the follower "
           "with exit status 4, nothing rolled back.");
-ABSL_FLAG(int64_t, fetch_ahead, 32, "Blocks read from the node ahead of tandemd at most.");
-ABSL_FLAG(int64_t, batch, 16, "Blocks asked of the node in one batched JSON-RPC request.");
+ABSL_FLAG(int64_t, fetch_ahead, 256, "Blocks read from the node ahead of tandemd at most.");
+ABSL_FLAG(int64_t, fetch_ahead_mib, 64,
+          "MiB of blocks read from the node ahead of tandemd at most (at least one block is).");
+ABSL_FLAG(int64_t, batch, 128, "Blocks asked of the node in one batched JSON-RPC request at most.");
+ABSL_FLAG(int64_t, batch_mib, 4,
+          "MiB one batched JSON-RPC request should bring back: each batch is sized from the "
+          "previous one's blocks, up to --batch.");
 ABSL_FLAG(absl::Duration, max_retry_delay, absl::Seconds(5),
           "Longest delay between retries while the node or tandemd is unreachable (the first is "
           "250ms, doubled per failure).");
@@ -123,13 +128,23 @@ absl::StatusOr<FollowerOptions> FollowerOptionsFromFlags() {
   options.min_retry_delay = std::min(options.min_retry_delay, options.max_retry_delay);
   options.progress_interval = absl::GetFlag(FLAGS_progress_interval);
   const int64_t fetch_ahead = absl::GetFlag(FLAGS_fetch_ahead);
+  const int64_t fetch_ahead_mib = absl::GetFlag(FLAGS_fetch_ahead_mib);
   const int64_t batch = absl::GetFlag(FLAGS_batch);
+  const int64_t batch_mib = absl::GetFlag(FLAGS_batch_mib);
   if (fetch_ahead < 1 || fetch_ahead > 100000) {
     return absl::InvalidArgumentError("--fetch_ahead must be 1..100000");
   }
+  if (fetch_ahead_mib < 1 || fetch_ahead_mib > 65536) {
+    return absl::InvalidArgumentError("--fetch_ahead_mib must be 1..65536");
+  }
   if (batch < 1 || batch > 1000) return absl::InvalidArgumentError("--batch must be 1..1000");
+  if (batch_mib < 1 || batch_mib > 1024) {
+    return absl::InvalidArgumentError("--batch_mib must be 1..1024");
+  }
   options.fetch.capacity = static_cast<size_t>(fetch_ahead);
+  options.fetch.capacity_bytes = static_cast<uint64_t>(fetch_ahead_mib) << 20;
   options.fetch.batch = static_cast<int>(batch);
+  options.fetch.batch_bytes = static_cast<uint64_t>(batch_mib) << 20;
   options.exit_at_tip = absl::GetFlag(FLAGS_exit_at_tip);
   options.node_name = absl::GetFlag(FLAGS_rpc_url);
   options.tandem_name = absl::GetFlag(FLAGS_addr);
