@@ -270,9 +270,14 @@ void RemoveGuestMemoryReclaimer(GuestMemoryReclaimer* reclaimer) {
 }
 
 void ReleaseGuestMemory(void* data, size_t length) {
-  // MADV_DONTNEED frees the pages at once (they read as zeros if touched again), which is what
-  // the budget counts on; the range keeps its permissions, so V8 sees nothing change.
+  // MADV_DONTNEED frees the pages at once, which is what the budget counts on. Making the range
+  // inaccessible too takes it off what the kernel charges as writable memory (RLIMIT_DATA, and
+  // the commit charge under strict overcommit): without it, a retired guest's gigabytes stayed
+  // charged until the next collection, and a host near its limit failed V8's own heap commits,
+  // which abort the process (reliability_memory caught it). Nothing touches the range again: the
+  // guest never runs, and V8 only unmaps the reservation when it collects the buffer.
   if (madvise(data, length, MADV_DONTNEED) == 0) platform->ledger().Uncommit(Address(data), length);
+  mprotect(data, length, PROT_NONE);
 }
 
 void SetHostMemoryFailureThresholdForTesting(size_t bytes) {

@@ -99,8 +99,8 @@ void SetGuestMemoryReclaimer(GuestMemoryReclaimer* reclaimer);
 // Unregisters `reclaimer` if it is the one registered; returns once no call into it is running.
 void RemoveGuestMemoryReclaimer(GuestMemoryReclaimer* reclaimer);
 // Gives the pages of a retired guest's linear memory at [data, data + length) back to the
-// operating system now and takes them off the budget. The range stays mapped (reads see zeros):
-// V8 frees the reservation itself when it collects the memory's buffer.
+// operating system now and takes them off the budget. The range stays reserved but becomes
+// inaccessible: V8 frees the reservation itself when it collects the memory's buffer.
 void ReleaseGuestMemory(void* data, size_t length);
 
 // Fault injection through the production seam: while `bytes` is non-zero, any single reservation
