@@ -191,25 +191,42 @@ absl::string_view OutcomeLabel(absl::StatusCode code) {
   }
 }
 
-absl::string_view OutcomeLabelFromStatusText(absl::string_view text) {
-  // absl::Status::ToString() writes "<CODE NAME>: <message>" (the name from StatusCodeToString).
-  for (int code = 0; code <= 16; ++code) {
-    const auto status_code = static_cast<absl::StatusCode>(code);
-    const std::string name = absl::StatusCodeToString(status_code);
-    if (absl::StartsWith(text, name) && (text.size() == name.size() || text[name.size()] == ':')) {
-      return OutcomeLabel(status_code);
-    }
+absl::string_view WarmFailureCause(util::FailureCause failure, absl::StatusCode code) {
+  switch (failure) {
+    case util::FailureCause::kReplayDiverged:
+      return "replay_diverged";
+    case util::FailureCause::kDeadline:
+      return "deadline";
+    case util::FailureCause::kGuestTrap:
+    case util::FailureCause::kGuestAbort:
+    case util::FailureCause::kGuestAbi:
+      return "guest";
+    case util::FailureCause::kStackOverflow:
+    case util::FailureCause::kHostMemory:
+    case util::FailureCause::kHeapLimit:
+    case util::FailureCause::kHostError:
+    case util::FailureCause::kShutdown:
+    case util::FailureCause::kInstanceLost:
+    case util::FailureCause::kNoReadyInstance:
+    case util::FailureCause::kIdentityMismatch:
+    case util::FailureCause::kSnapshotInvalid:
+    case util::FailureCause::kHostMemoryBudget:
+      return "host";
+    case util::FailureCause::kUnknown:
+      break;
   }
-  return "error";
-}
-
-absl::string_view WarmFailureCause(absl::string_view cause_text) {
-  if (absl::StrContains(cause_text, "replay diverged")) return "replay_diverged";
-  absl::string_view outcome = OutcomeLabelFromStatusText(cause_text);
-  if (outcome == "deadline_exceeded") return "deadline";
-  if (outcome == "aborted") return "guest";
-  if (outcome == "unavailable" || outcome == "resource_exhausted") return "host";
-  return "other";
+  // No cause travelled with the status: its code is all there is to go by.
+  switch (code) {
+    case absl::StatusCode::kDeadlineExceeded:
+      return "deadline";
+    case absl::StatusCode::kAborted:
+      return "guest";
+    case absl::StatusCode::kUnavailable:
+    case absl::StatusCode::kResourceExhausted:
+      return "host";
+    default:
+      return "other";
+  }
 }
 
 absl::string_view GrpcCodeLabel(int code) {
@@ -387,7 +404,7 @@ void Metrics::OnPairEvent(const proxy::PairEvent& event) {
       Observe(warm_seconds_, event.duration);
       break;
     case Kind::kWarmFailed:
-      Increment(warm_failures_by_cause_, WarmFailureCause(event.cause));
+      Increment(warm_failures_by_cause_, WarmFailureCause(event.failure, event.code));
       Increment(host_memory_refusals_by_key_, HostMemoryRefusalKey(event.call, event.failure));
       break;
     case Kind::kBlockCommitted: {
@@ -402,7 +419,7 @@ void Metrics::OnPairEvent(const proxy::PairEvent& event) {
       break;
     }
     case Kind::kBlockFailed:
-      Increment(blocks_by_outcome_, OutcomeLabelFromStatusText(event.cause));
+      Increment(blocks_by_outcome_, OutcomeLabel(event.code));
       break;
     case Kind::kInstanceFailed:
       // Rare (once per failed instance): the family's own lookup is cheap enough, and a kind of

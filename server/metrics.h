@@ -26,6 +26,7 @@
 #include "proxy/events.h"
 #include "proxy/instance_pair.h"
 #include "store/block_store.h"
+#include "util/failure_cause.h"
 #include "util/mutex.h"
 
 namespace tandem::server {
@@ -36,16 +37,13 @@ namespace tandem::server {
 // "not_found", "invalid_argument", "failed_precondition"), and "error" for any other code.
 absl::string_view OutcomeLabel(absl::StatusCode code);
 
-// The same, for a status rendered by absl::Status::ToString() ("ABORTED: guest trap ...") as the
-// pair's events carry it. "error" when the text starts with no known code name.
-absl::string_view OutcomeLabelFromStatusText(absl::string_view text);
-
-// Label value of tandem_warm_failures_total{cause}, classified from a failed warm's cause (the
-// status text of PairEvent::cause): "replay_diverged" (a replayed init call answered another
-// digest), "deadline" (the warm or a replayed call ran past its deadline), "guest" (the guest
-// trapped or aborted during _initialize or a replayed call), "host" (UNAVAILABLE or
-// RESOURCE_EXHAUSTED: memory, store), "other" for anything else.
-absl::string_view WarmFailureCause(absl::string_view cause_text);
+// Label value of tandem_warm_failures_total{cause}, from a failed warm's typed failure
+// (PairEvent::failure and ::code, never its message): "replay_diverged" (a replayed init call
+// answered another digest), "deadline" (the warm or a replayed call ran past its deadline),
+// "guest" (the guest trapped, aborted or broke the ABI during _initialize or a replayed call),
+// "host" (memory, heap, native stack, the store, V8 refusing: the host's doing), "other" for a
+// failure of no known cause whose code says nothing more.
+absl::string_view WarmFailureCause(util::FailureCause failure, absl::StatusCode code);
 
 // The grpc_code label for a gRPC status code (the numbering of grpc::StatusCode, which equals
 // absl::StatusCode's), spelled as go-grpc-prometheus does: "OK", "InvalidArgument",
