@@ -48,9 +48,13 @@ struct JobOutput {
 struct RuntimeLimits {
   // The isolate's JavaScript heap limit (guests live in linear memory, not on this heap).
   size_t heap_limit_bytes = 256ull << 20;
-  // A full garbage collection runs after this many retired instances, returning their linear
-  // memories' address-space reservations (10 GiB each with V8's guard regions).
-  int retirements_per_collection = 8;
+  // A retired instance leaves its linear memory's address-space reservation (10 GiB with V8's
+  // guard regions) until its isolate's next full collection. The process holds fewer than this
+  // many such reservations, however many workers it has: each isolate collects once it holds its
+  // share (this divided by the isolates alive, at least 1). 64 keeps a process below 640 GiB of
+  // them, far from V8's 1 TiB limit on wasm reservations, and collects every 8 retirements with
+  // the 8 workers `block` keeps busy under streamed ingest.
+  int uncollected_retirements_per_process = 64;
 };
 
 // Receives the guests' `__log` lines. Implemented above the engine (the server's log).

@@ -2,6 +2,8 @@
 // Only the worker's own thread may create, use or destroy it; nothing here waits or keeps policy.
 #include "engine/guest_runtime.h"
 
+#include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <utility>
 
@@ -14,6 +16,9 @@
 
 namespace tandem::engine {
 namespace {
+
+// Every GuestRuntime's isolate, counted so that retirements can share one process-wide bound.
+std::atomic<int> live_runtimes{0};
 
 using util::CausedError;
 using util::FailureCause;
@@ -77,8 +82,15 @@ class GuestRuntime::Scope {
   v8::Context::Scope context_scope_;
 };
 
+int CollectionShare(int per_process, int live_isolates) {
+  return std::max(1, per_process / std::max(1, live_isolates));
+}
+
+int GuestRuntime::Live() { return live_runtimes.load(std::memory_order_relaxed); }
+
 GuestRuntime::GuestRuntime(const RuntimeLimits& limits)
     : limits_(limits), allocator_(v8::ArrayBuffer::Allocator::NewDefaultAllocator()) {
+  live_runtimes.fetch_add(1, std::memory_order_relaxed);
   v8::Isolate::CreateParams params;
   params.array_buffer_allocator = allocator_.get();
   params.constraints.ConfigureDefaultsFromHeapSize(0, limits.heap_limit_bytes);
@@ -111,6 +123,7 @@ GuestRuntime::~GuestRuntime() {
   isolate_->Exit();
   NotifyIsolateShutdown(isolate_);
   isolate_->Dispose();
+  live_runtimes.fetch_sub(1, std::memory_order_relaxed);
 }
 
 absl::Status GuestRuntime::TerminatedMarker() {
@@ -320,7 +333,12 @@ void GuestRuntime::Retire() {
   ++retirements_;
   // A scavenge cannot stand in for this: V8 allocates wasm instances and memory objects in the
   // old generation (measured: after a scavenge the retired memory is still there).
-  if (++retired_since_collection_ >= limits_.retirements_per_collection) CollectGarbage();
+  // The share, not a fixed count per isolate: what a process holds uncollected (its VmSize, and
+  // its distance from V8's limit) then stays put when the worker pool grows under load.
+  if (++retired_since_collection_ >=
+      CollectionShare(limits_.uncollected_retirements_per_process, Live())) {
+    CollectGarbage();
+  }
 }
 
 void GuestRuntime::CollectGarbage() {

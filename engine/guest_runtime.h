@@ -20,6 +20,10 @@ namespace tandem::engine {
 
 struct InstanceOptions;
 
+// How many retired instances an isolate keeps uncollected before a full collection, when
+// `live_isolates` isolates share the process's `per_process` (at least 1).
+int CollectionShare(int per_process, int live_isolates);
+
 // One isolate with one context, entered for the runtime's whole life, hosting at most one guest
 // instance at a time. Instances come and go (a generation each); the isolate stays, which is what
 // makes a fresh instance cost an instantiation instead of an Isolate::New.
@@ -56,7 +60,8 @@ class GuestRuntime {
   absl::StatusOr<JobOutput> Call(absl::string_view name, HostCallState& state);
 
   // Drops the hosted guest. Its linear memory's pages go back to the operating system now; the
-  // reservation behind them when the next collection runs (every retirements_per_collection).
+  // reservation behind them when the next collection runs, once this isolate holds its share of
+  // limits.uncollected_retirements_per_process (CollectionShare).
   void Retire();
 
   bool hosting() const { return guest_ != nullptr; }
@@ -72,6 +77,8 @@ class GuestRuntime {
   // Retirements and collections so far, for tests and benchmarks.
   uint64_t retirements() const { return retirements_; }
   uint64_t collections() const { return collections_; }
+  // GuestRuntimes alive in the process (each one an isolate).
+  static int Live();
 
   // Marks a call terminated by TerminateExecution until the worker knows why it terminated it.
   static absl::Status TerminatedMarker();

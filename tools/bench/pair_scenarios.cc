@@ -283,11 +283,12 @@ ScenarioReport LeakyLongRun(const TandemdConfigFor& config, int count) {
   }
   Tandemd& tandemd = **server;
   // Every 100 blocks, so that each 10,000-block window averages 100 samples: VmSize moves in steps
-  // of one worker's uncollected reservations (80 GiB: retirements_per_collection of 10 GiB each),
-  // and a mean of 10 samples (one every 1,000 blocks) moved by up to 11% between runs with it.
+  // of one worker's uncollected reservations (its share of uncollected_retirements_per_process,
+  // 10 GiB each), and a mean of 10 samples (one every 1,000 blocks) moved by up to 11% between
+  // runs with it.
   constexpr int kSampleEvery = 100;
   constexpr size_t kWindow = 10'000 / kSampleEvery;  // Samples per 10,000 blocks.
-  std::vector<ProcessMemory> samples;  // After blocks 100, 200, ...
+  std::vector<ProcessMemory> samples;                // After blocks 100, 200, ...
   std::string block;
   const auto start = Clock::now();
   for (int height = 1; height <= count; ++height) {
