@@ -277,6 +277,9 @@ void ReleaseGuestMemory(void* data, size_t length) {
   // which abort the process (reliability_memory caught it). Nothing touches the range again: the
   // guest never runs, and V8 only unmaps the reservation when it collects the buffer.
   if (madvise(data, length, MADV_DONTNEED) == 0) platform->ledger().Uncommit(Address(data), length);
+  // Its failure is not worth a status: the range merges with the reservation's inaccessible rest
+  // (no new mapping to refuse), and were it refused the pages would only stay charged until the
+  // collection, as they all were before.
   mprotect(data, length, PROT_NONE);
 }
 
