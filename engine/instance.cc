@@ -40,28 +40,71 @@ Worker::Work UnlessGuestFailed(std::string label, Worker::Work work) {
   };
 }
 
+// Runs `calls` as init calls on the guest `runtime` hosts, in order; their answers, or the first
+// failure with the failed call's index in its message.
+absl::StatusOr<std::vector<std::string>> ReplayOn(GuestRuntime& runtime,
+                                                  const std::vector<InitCall>& calls) {
+  std::vector<std::string> answers;
+  answers.reserve(calls.size());
+  for (size_t i = 0; i < calls.size(); ++i) {
+    HostCallState state;
+    state.kind = CallKind::kInit;
+    state.input = EncodeInput(0, calls[i].payload);
+    absl::StatusOr<JobOutput> answer = runtime.Call(calls[i].export_name, state);
+    if (!answer.ok()) {
+      if (GuestRuntime::IsTerminatedMarker(answer.status())) return answer.status();
+      absl::Status failed(answer.status().code(),
+                          absl::StrCat("init call ", i + 1, " of ", calls.size(), " (",
+                                       calls[i].export_name, "): ", answer.status().message()));
+      return util::WithCause(failed, util::CauseOf(answer.status()));
+    }
+    answers.push_back(std::move(answer->answer));
+  }
+  return answers;
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Instance>> Instance::Create(WorkerPool& workers,
                                                            const Module& module,
                                                            InstanceOptions options) {
+  TANDEM_ASSIGN_OR_RETURN(std::unique_ptr<Instance> instance,
+                          Acquire(workers, module, std::move(options)));
+  TANDEM_RETURN_IF_ERROR(instance->Instantiate({}, nullptr).status());
+  return instance;
+}
+
+absl::StatusOr<std::unique_ptr<Instance>> Instance::Acquire(WorkerPool& workers,
+                                                            const Module& module,
+                                                            InstanceOptions options) {
   const absl::Time deadline = absl::Now() + options.create_deadline;
   TANDEM_ASSIGN_OR_RETURN(std::unique_ptr<Worker> worker, workers.Acquire(deadline));
   auto shared_options = std::make_shared<const InstanceOptions>(std::move(options));
   std::unique_ptr<Instance> instance(
       new Instance(workers, std::move(worker), module, shared_options));
-  JobResult created = instance->worker_->Run(
-      deadline, [&module, shared_options](GuestRuntime& runtime) -> absl::StatusOr<JobOutput> {
-        TANDEM_RETURN_IF_ERROR(runtime.Instantiate(module, shared_options));
+  instance->create_deadline_ = deadline;
+  return instance;
+}
+
+absl::StatusOr<std::vector<std::string>> Instance::Instantiate(absl::Span<const InitCall> replay,
+                                                               ReadyCallback ready) {
+  for (const InitCall& call : replay) {
+    TANDEM_RETURN_IF_ERROR(module_.CheckCallableExport(call.export_name));
+  }
+  JobResult result = worker_->Run(
+      create_deadline_,
+      [&module = module_, options = options_,
+       calls = std::vector<InitCall>(replay.begin(), replay.end()),
+       ready = std::move(ready)](GuestRuntime& runtime) mutable -> absl::StatusOr<JobOutput> {
+        TANDEM_RETURN_IF_ERROR(runtime.Instantiate(module, options));
         JobOutput output;
+        TANDEM_ASSIGN_OR_RETURN(output.answers, ReplayOn(runtime, calls));
         output.memory = runtime.ReadMemory();
+        if (ready) TANDEM_RETURN_IF_ERROR(ready(output.answers));
         return output;
       });
-  if (!created.output.ok()) return created.output.status();
-  util::MutexLock lock(&instance->mu_);
-  instance->memory_ = created.output->memory;
-  instance->calls_completed_ = 1;  // The instantiation (and `_initialize`) counts as a call.
-  return instance;
+  TANDEM_ASSIGN_OR_RETURN(JobOutput output, Settle(std::move(result), /*instantiation=*/true));
+  return std::move(output.answers);
 }
 
 Instance::Instance(WorkerPool& workers, std::unique_ptr<Worker> worker, const Module& module,
@@ -92,14 +135,21 @@ absl::StatusOr<JobOutput> Instance::Execute(absl::Time deadline, Worker::Work wo
     util::MutexLock lock(&mu_);
     if (!failure_.ok()) return LostError();
   }
-  JobResult result = worker_->Run(deadline, UnlessGuestFailed(options_->label, std::move(work)));
+  return Settle(worker_->Run(deadline, UnlessGuestFailed(options_->label, std::move(work))),
+                /*instantiation=*/false);
+}
+
+absl::StatusOr<JobOutput> Instance::Settle(JobResult result, bool instantiation) {
   util::MutexLock lock(&mu_);
   const bool lost =
       !result.output.ok() && util::CauseOf(result.output.status()) == FailureCause::kInstanceLost;
-  if (!result.started || lost) return result.output;
+  if (!result.started || lost) return std::move(result.output);
+  // An instantiation's `ready` may have handed the instance to a caller whose calls ran and
+  // settled first: their readouts are newer than the instantiation's.
+  const bool newest = !instantiation || calls_completed_ == 0;
   ++calls_completed_;
   if (result.output.ok()) {
-    memory_ = result.output->memory;
+    if (newest) memory_ = result.output->memory;
   } else if (failure_.ok()) {
     failure_ = result.output.status();
   }
@@ -164,30 +214,15 @@ absl::StatusOr<std::vector<std::string>> Instance::ReplayInits(absl::Span<const 
   for (const InitCall& call : calls) {
     TANDEM_RETURN_IF_ERROR(module_.CheckCallableExport(call.export_name));
   }
-  TANDEM_ASSIGN_OR_RETURN(
-      JobOutput output,
-      Execute(absl::Now() + deadline,
-              [calls = std::vector<InitCall>(calls.begin(), calls.end())](
-                  GuestRuntime& runtime) -> absl::StatusOr<JobOutput> {
-                JobOutput replayed;
-                replayed.answers.reserve(calls.size());
-                for (size_t i = 0; i < calls.size(); ++i) {
-                  HostCallState state;
-                  state.kind = CallKind::kInit;
-                  state.input = EncodeInput(0, calls[i].payload);
-                  absl::StatusOr<JobOutput> answer = runtime.Call(calls[i].export_name, state);
-                  if (!answer.ok()) {
-                    if (GuestRuntime::IsTerminatedMarker(answer.status())) return answer.status();
-                    absl::Status failed(
-                        answer.status().code(),
-                        absl::StrCat("init call ", i + 1, " of ", calls.size(), " (",
-                                     calls[i].export_name, "): ", answer.status().message()));
-                    return util::WithCause(failed, util::CauseOf(answer.status()));
-                  }
-                  replayed.answers.push_back(std::move(answer->answer));
-                }
-                return replayed;
-              }));
+  TANDEM_ASSIGN_OR_RETURN(JobOutput output,
+                          Execute(absl::Now() + deadline,
+                                  [calls = std::vector<InitCall>(calls.begin(), calls.end())](
+                                      GuestRuntime& runtime) -> absl::StatusOr<JobOutput> {
+                                    JobOutput replayed;
+                                    TANDEM_ASSIGN_OR_RETURN(replayed.answers,
+                                                            ReplayOn(runtime, calls));
+                                    return replayed;
+                                  }));
   return std::move(output.answers);
 }
 

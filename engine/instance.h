@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -71,6 +72,26 @@ class Instance {
   static absl::StatusOr<std::unique_ptr<Instance>> Create(WorkerPool& workers, const Module& module,
                                                           InstanceOptions options);
 
+  // Create in two steps, for a caller that hands the instance on before it is ready:
+  //   - Acquire takes a worker from `workers` (an Isolate::New when none is idle, within
+  //     options.create_deadline); nothing runs, and no call may be made but Instantiate;
+  //   - Instantiate instantiates on that worker, calls `_initialize`, runs `replay` as init calls,
+  //     and then `ready(answers)`, all in one job, within the create deadline counted from
+  //     Acquire. `ready` runs on the worker's thread before the caller is woken: what it hands the
+  //     instance to may use it at once (a call queued meanwhile runs next on the same worker,
+  //     with no wait for the caller; until Instantiate returns, memory() may still read empty).
+  //     An error `ready` returns fails the instance like a failed call. `ready` must not own the
+  //     instance (it may be destroyed on the worker's thread, where the instance's last
+  //     reference must not go). Returns the replayed answers, or the first failure (as Create
+  //     and ReplayInits do).
+  // REQUIRES: Instantiate is called once, before any other call.
+  static absl::StatusOr<std::unique_ptr<Instance>> Acquire(WorkerPool& workers,
+                                                           const Module& module,
+                                                           InstanceOptions options);
+  using ReadyCallback = absl::AnyInvocable<absl::Status(const std::vector<std::string>& answers)>;
+  absl::StatusOr<std::vector<std::string>> Instantiate(absl::Span<const InitCall> replay,
+                                                       ReadyCallback ready);
+
   ~Instance();
   Instance(const Instance&) = delete;
   Instance& operator=(const Instance&) = delete;
@@ -122,12 +143,18 @@ class Instance {
       ABSL_LOCKS_EXCLUDED(mu_);
   absl::Status LostError() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
+  // Records the outcome of a job on the worker: a call that ran counts, its readout becomes the
+  // instance's, its failure the instance's failure. `instantiation`: the job of Instantiate.
+  absl::StatusOr<JobOutput> Settle(JobResult result, bool instantiation) ABSL_LOCKS_EXCLUDED(mu_);
+
   // Constant after construction. The options are shared with the worker's thread, which may still
   // be unwinding a terminated call after the instance is gone.
   WorkerPool& workers_;
   const Module& module_;
   const std::shared_ptr<const InstanceOptions> options_;
   const uint64_t worker_id_;
+  // When Acquire was called plus the create deadline: Instantiate's deadline.
+  absl::Time create_deadline_ = absl::InfiniteFuture();
   // Set at construction; only the destructor hands it back to the pool.
   std::unique_ptr<Worker> worker_;
 

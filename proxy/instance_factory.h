@@ -4,6 +4,7 @@
 
 #include <cstdint>
 
+#include "absl/functional/any_invocable.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "engine/instance.h"
@@ -29,7 +30,14 @@ class InstanceFactory {
   //   ABORTED (kReplayDiverged)  a replayed result differs: the guest is not deterministic;
   //   ABORTED (guest causes)     `_initialize`, the start function or a replayed call trapped;
   //   DEADLINE_EXCEEDED / UNAVAILABLE  the host's failures (deadline, memory, V8).
-  absl::StatusOr<Lease> Make(uint64_t generation, absl::Duration deadline) const;
+  //
+  // `on_ready`, when given, receives the instance on its worker's thread as soon as it is
+  // instantiated, replayed and checked, before Make returns: handed on from there, its first call
+  // needs no other thread to wake up first. It is not called when Make fails before that point,
+  // nor when the instance is already abandoned (its deadline passed while the job still ran).
+  using OnReady = absl::AnyInvocable<void(Lease)>;
+  absl::StatusOr<Lease> Make(uint64_t generation, absl::Duration deadline,
+                             OnReady on_ready = nullptr) const;
 
   engine::WorkerPoolStats WorkerStats() const { return workers_.Stats(); }
   const engine::Module& module() const { return module_; }

@@ -12,8 +12,12 @@
 
 namespace tandem::proxy {
 
-// Threading: constructed and destroyed by one owner; its threads call only thread-safe methods of
-// the table, the factory and the event sink.
+// A warm-up's standby goes to the table from its worker's thread, at the end of the job that made
+// it, not from the warmer thread once that wakes up: a block waiting for a standby then runs one
+// thread hand-off sooner. Failures go from the warmer thread.
+//
+// Threading: constructed and destroyed by one owner; its threads, and the workers' threads while
+// they deliver, call only thread-safe methods of the table, the factory and the event sink.
 class Warmer {
  public:
   // Starts `threads` warmer threads. REQUIRES: `slots`, `factory` and `events` (may be null)
@@ -27,7 +31,10 @@ class Warmer {
   Warmer& operator=(const Warmer&) = delete;
 
  private:
+  struct Delivery;
+
   void Main();
+  void Emit(const Events& events) const;
 
   SlotTable& slots_;
   const InstanceFactory& factory_;

@@ -10,7 +10,8 @@ presets=("$@")
 unit_targets=(wasm_binary_test key_value_flush_test guest_memory_test module_test instance_test
   memory_cap_test host_memory_child bitcoin_indexer_test store_test store_crash_test
   store_crash_writer instance_pair_test command_line_test assemblyscript_test worker_test
-  slot_table_test height_cache_test swap_rules_test warm_backoff_test commit_pipeline_test)
+  slot_table_test height_cache_test swap_rules_test warm_backoff_test commit_pipeline_test
+  guest_runtime_test)
 
 bash "$root/scripts/setup.sh"
 cd "$root"

@@ -258,6 +258,53 @@ TEST(InstanceTest, RunawayBlockIsTerminatedAtItsDeadline) {
   EXPECT_TRUE(next->RunInit("init_ok", "", kDeadline).ok());
 }
 
+// Instantiate in two steps: the ready instance is handed on from its worker's thread with the
+// replayed answers, before the caller wakes, and may be called from there at once.
+TEST(InstanceTest, AnInstanceIsHandedOnFromItsWorkerOnceInstantiatedAndReplayed) {
+  auto module = LoadGuestOrDie("runaway");
+  absl::StatusOr<std::unique_ptr<Instance>> acquired =
+      Instance::Acquire(testing::TestWorkers(), *module, InstanceOptions{});
+  ASSERT_TRUE(acquired.ok()) << acquired.status();
+  Instance& instance = **acquired;
+  std::thread::id ready_thread;
+  std::vector<std::string> handed_answers;
+  absl::StatusOr<CallResult> called_from_hand_off = absl::UnknownError("never called");
+  std::thread caller;
+  const std::vector<InitCall> replay = {{"init_ok", "a"}, {"init_ok", "b"}};
+  absl::StatusOr<std::vector<std::string>> answers =
+      instance.Instantiate(replay, [&](const std::vector<std::string>& replayed) {
+        ready_thread = std::this_thread::get_id();
+        handed_answers = replayed;
+        caller =
+            std::thread([&] { called_from_hand_off = instance.RunInit("init_ok", "", kDeadline); });
+        return absl::OkStatus();
+      });
+  ASSERT_TRUE(answers.ok()) << answers.status();
+  caller.join();
+  EXPECT_NE(ready_thread, std::this_thread::get_id());
+  EXPECT_EQ(answers->size(), 2u);
+  EXPECT_EQ(handed_answers, *answers);
+  EXPECT_TRUE(called_from_hand_off.ok()) << called_from_hand_off.status();
+  EXPECT_EQ(instance.calls_completed(), 2u);  // The instantiation with its replay, and the call.
+  EXPECT_GT(instance.memory().linear_memory_bytes, 0u);
+}
+
+TEST(InstanceTest, AHandOffThatRefusesTheInstanceFailsIt) {
+  auto module = LoadGuestOrDie("runaway");
+  absl::StatusOr<std::unique_ptr<Instance>> acquired =
+      Instance::Acquire(testing::TestWorkers(), *module, InstanceOptions{});
+  ASSERT_TRUE(acquired.ok()) << acquired.status();
+  absl::StatusOr<std::vector<std::string>> answers =
+      (*acquired)->Instantiate({}, [](const std::vector<std::string>&) {
+        return util::CausedError(absl::StatusCode::kAborted, util::FailureCause::kReplayDiverged,
+                                 "refused");
+      });
+  EXPECT_EQ(util::CauseOf(answers.status()), util::FailureCause::kReplayDiverged);
+  EXPECT_EQ(util::CauseOf((*acquired)->health()), util::FailureCause::kReplayDiverged);
+  const absl::Status later = (*acquired)->RunInit("init_ok", "", kDeadline).status();
+  EXPECT_EQ(util::CauseOf(later), util::FailureCause::kInstanceLost) << later;
+}
+
 TEST(InstanceTest, RunawayInitCallIsTerminatedToo) {
   auto module = LoadGuestOrDie("runaway");
   auto instance = NewInstanceOrDie(*module);
