@@ -11,7 +11,7 @@ unit_targets=(wasm_binary_test key_value_flush_test guest_memory_test module_tes
   memory_cap_test host_memory_child bitcoin_indexer_test store_test store_crash_test
   store_crash_writer instance_pair_test command_line_test assemblyscript_test worker_test
   slot_table_test height_cache_test swap_rules_test warm_backoff_test commit_pipeline_test
-  guest_runtime_test)
+  guest_runtime_test guest_memory_ledger_test memory_budget_test)
 
 bash "$root/scripts/setup.sh"
 cd "$root"
