@@ -208,24 +208,6 @@ absl::StatusOr<CallResult> Instance::RunInit(absl::string_view name, absl::strin
   return CallResult{std::move(output.answer), output.memory};
 }
 
-absl::StatusOr<std::vector<std::string>> Instance::ReplayInits(absl::Span<const InitCall> calls,
-                                                               absl::Duration deadline) {
-  if (calls.empty()) return std::vector<std::string>();
-  for (const InitCall& call : calls) {
-    TANDEM_RETURN_IF_ERROR(module_.CheckCallableExport(call.export_name));
-  }
-  TANDEM_ASSIGN_OR_RETURN(JobOutput output,
-                          Execute(absl::Now() + deadline,
-                                  [calls = std::vector<InitCall>(calls.begin(), calls.end())](
-                                      GuestRuntime& runtime) -> absl::StatusOr<JobOutput> {
-                                    JobOutput replayed;
-                                    TANDEM_ASSIGN_OR_RETURN(replayed.answers,
-                                                            ReplayOn(runtime, calls));
-                                    return replayed;
-                                  }));
-  return std::move(output.answers);
-}
-
 absl::Status Instance::health() const {
   util::MutexLock lock(&mu_);
   return failure_;

@@ -82,8 +82,9 @@ class Instance {
   //     with no wait for the caller; until Instantiate returns, memory() may still read empty).
   //     An error `ready` returns fails the instance like a failed call. `ready` must not own the
   //     instance (it may be destroyed on the worker's thread, where the instance's last
-  //     reference must not go). Returns the replayed answers, or the first failure (as Create
-  //     and ReplayInits do).
+  //     reference must not go). Returns the replayed answers, or the first failure: a failed
+  //     replayed call stops the replay and is named with its index; INVALID_ARGUMENT / NOT_FOUND
+  //     when an export is not callable (nothing runs).
   // REQUIRES: Instantiate is called once, before any other call.
   static absl::StatusOr<std::unique_ptr<Instance>> Acquire(WorkerPool& workers,
                                                            const Module& module,
@@ -114,12 +115,6 @@ class Instance {
   // and __flush refused (ABORTED). Returns the answer, whose digest the replay log records.
   absl::StatusOr<CallResult> RunInit(absl::string_view name, absl::string_view payload,
                                      absl::Duration deadline);
-
-  // Runs `calls` as init calls, in order, in one job on the worker; returns their answers. The
-  // first failure stops the replay and is returned with the index of the failed call in its
-  // message. INVALID_ARGUMENT / NOT_FOUND when an export is not callable (nothing runs).
-  absl::StatusOr<std::vector<std::string>> ReplayInits(absl::Span<const InitCall> calls,
-                                                       absl::Duration deadline);
 
   // OK while the instance can serve; otherwise the cause of its failure.
   absl::Status health() const ABSL_LOCKS_EXCLUDED(mu_);
