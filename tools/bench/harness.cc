@@ -5,6 +5,7 @@
 
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -233,6 +234,46 @@ ProcessMemory Tandemd::Memory() const {
     if (absl::ConsumePrefix(&rest, "VmSize:")) memory.vm_bytes = kib(rest);
   }
   return memory;
+}
+
+CpuSeconds Tandemd::Cpu() const {
+  // /proc/PID/stat: the command name (field 2) is parenthesized and may hold spaces, so the
+  // fields are counted after its closing parenthesis; utime and stime are fields 14 and 15.
+  const std::string stat = ReadFile(absl::StrCat("/proc/", pid_, "/stat"));
+  const size_t close = stat.rfind(')');
+  if (close == std::string::npos) return {};
+  std::vector<absl::string_view> fields =
+      absl::StrSplit(absl::string_view(stat).substr(close + 1), ' ', absl::SkipEmpty());
+  // After the name: state is field 3, so field N is at index N - 3.
+  uint64_t utime = 0, stime = 0;
+  if (fields.size() < 13 || !absl::SimpleAtoi(fields[11], &utime) ||
+      !absl::SimpleAtoi(fields[12], &stime)) {
+    return {};
+  }
+  const double tick = static_cast<double>(sysconf(_SC_CLK_TCK));
+  return {.busy = static_cast<double>(utime + stime) / tick};
+}
+
+CpuSeconds MachineCpu() {
+  // The first line of /proc/stat: "cpu user nice system idle iowait irq softirq steal ...".
+  const std::string stat = ReadFile("/proc/stat");
+  std::vector<absl::string_view> fields =
+      absl::StrSplit(absl::string_view(stat).substr(0, stat.find('\n')), ' ', absl::SkipEmpty());
+  uint64_t ticks[8] = {};
+  if (fields.size() < 9 || fields[0] != "cpu") return {};
+  for (int i = 0; i < 8; ++i) {
+    if (!absl::SimpleAtoi(fields[i + 1], &ticks[i])) return {};
+  }
+  const double tick = static_cast<double>(sysconf(_SC_CLK_TCK));
+  const uint64_t busy = ticks[0] + ticks[1] + ticks[2] + ticks[5] + ticks[6];
+  return {.busy = static_cast<double>(busy) / tick, .steal = static_cast<double>(ticks[7]) / tick};
+}
+
+CpuSeconds SelfCpu() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  auto seconds = [](const timeval& t) { return t.tv_sec + t.tv_usec / 1e6; };
+  return {.busy = seconds(usage.ru_utime) + seconds(usage.ru_stime)};
 }
 
 std::string Tandemd::LogTail() const {

@@ -48,6 +48,17 @@ struct ProcessMemory {
   uint64_t vm_bytes = 0;        // VmSize: the address space, reservations included
 };
 
+// CPU time in seconds, from /proc. For a process: user + system time of all its threads.
+// For the machine (/proc/stat, all cores): `busy` is user, nice, system, irq and softirq time;
+// `steal` is what the hypervisor gave other guests while this one wanted to run.
+struct CpuSeconds {
+  double busy = 0;
+  double steal = 0;
+};
+CpuSeconds MachineCpu();
+// This process (tandem-bench: its clients, watchers and writer threads).
+CpuSeconds SelfCpu();
+
 // One tandemd with its own temporary database, on loopback ports it picks itself (port 0,
 // learned from its --port_file).
 class Tandemd {
@@ -69,6 +80,8 @@ class Tandemd {
   Tandemd& operator=(const Tandemd&) = delete;
 
   ProcessMemory Memory() const;
+  // tandemd's own CPU time so far (`steal` stays 0).
+  CpuSeconds Cpu() const;
   std::string LogTail() const;
 
   // The public listener (Indexer) and the admin listener (Admin), plaintext on loopback.

@@ -144,6 +144,11 @@ struct RunResult {
   double warm_p50_ms = 0;
   uint64_t events_dropped = 0;
   double peak_rss_mb = 0;
+  // CPU over the timed part of the run: tandemd's and tandem-bench's own per block, in µs, and
+  // the machine's busy and stolen time in cores (1.0: one core busy for the whole run). On a
+  // machine whose cores are all busy, blocks/s follows CPU per block.
+  double tandemd_cpu_us_per_block = 0, bench_cpu_us_per_block = 0;
+  double busy_cores = 0, steal_cores = 0;
   uint64_t views = 0, view_failures = 0;
   double views_per_s = 0;
   std::optional<double> vs_none, vs_sync;
@@ -205,6 +210,8 @@ RunResult Run(const RunSpec& spec, BlockSource& source) {
                                           [at_tip](int) { return at_tip; });
   }
   const uint32_t first = view_run ? 2 : 1;
+  const CpuSeconds tandemd_cpu_before = tandemd.Cpu(), bench_cpu_before = SelfCpu(),
+                   machine_cpu_before = MachineCpu();
   const auto start = Clock::now();
   const absl::Time end = absl::Now() + limit;
   uint32_t height = first;
@@ -256,6 +263,8 @@ RunResult Run(const RunSpec& spec, BlockSource& source) {
     height = first + received;
   }
   result.seconds = SecondsSince(start);
+  const CpuSeconds tandemd_cpu_after = tandemd.Cpu(), bench_cpu_after = SelfCpu(),
+                   machine_cpu_after = MachineCpu();
   if (views) {
     views->Stop();
     result.views = views->ok();
@@ -265,6 +274,14 @@ RunResult Run(const RunSpec& spec, BlockSource& source) {
   events.Stop();
   result.blocks = static_cast<int>(latencies_ms.size());
   result.blocks_per_s = result.blocks / result.seconds;
+  if (result.blocks > 0) {
+    result.tandemd_cpu_us_per_block =
+        (tandemd_cpu_after.busy - tandemd_cpu_before.busy) * 1e6 / result.blocks;
+    result.bench_cpu_us_per_block =
+        (bench_cpu_after.busy - bench_cpu_before.busy) * 1e6 / result.blocks;
+  }
+  result.busy_cores = (machine_cpu_after.busy - machine_cpu_before.busy) / result.seconds;
+  result.steal_cores = (machine_cpu_after.steal - machine_cpu_before.steal) / result.seconds;
   result.latency_p50_ms = Quantile(latencies_ms, 0.5);
   result.latency_p99_ms = Quantile(latencies_ms, 0.99);
   result.server_block_p50_ms = Quantile(server_ms, 0.5);
@@ -370,6 +387,10 @@ std::string Json(const Machine& machine, const std::vector<RunResult>& results,
     run["warm_p50_ms"] = Rounded(r.warm_p50_ms, 3);
     run["events_dropped"] = r.events_dropped;
     run["peak_rss_mib"] = Rounded(r.peak_rss_mb, 1);
+    run["tandemd_cpu_us_per_block"] = Rounded(r.tandemd_cpu_us_per_block, 1);
+    run["bench_cpu_us_per_block"] = Rounded(r.bench_cpu_us_per_block, 1);
+    run["busy_cores"] = Rounded(r.busy_cores, 2);
+    run["steal_cores"] = Rounded(r.steal_cores, 2);
     run["views"] = r.views;
     run["view_failures"] = r.view_failures;
     run["views_per_s"] = Rounded(r.views_per_s, 1);
@@ -415,24 +436,26 @@ std::string Markdown(const Machine& machine, const std::vector<RunResult>& resul
     absl::StrAppend(
         &out,
         "| guest | blocks | policy | mode | blocks/s | vs none | vs sync | latency p50 / "
-        "p99 ms | swaps | swap pause p50 / p99 / max µs | warm p50 ms | peak RSS MiB |\n"
-        "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+        "p99 ms | swaps | swap pause p50 / p99 / max µs | warm p50 ms | peak RSS MiB | CPU µs / "
+        "block: tandemd, bench | cores busy (stolen) |\n"
+        "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     for (const RunResult& r : results) {
       if (r.spec.view_clients > 0) continue;
       if (!r.error.empty() && r.blocks == 0) {
         absl::StrAppend(&out, "| ", r.spec.guest, " | ", r.spec.block_set, " | ", r.spec.policy,
                         " | ", r.spec.stream ? "stream" : "unary", " | failed: ", OneLine(r.error),
-                        " | | | | | | | |\n");
+                        " | | | | | | | | | |\n");
         continue;
       }
-      absl::StrAppendFormat(&out,
-                            "| %s | %s ×%d | %s | %s | %.1f | %s | %s | %.2f / %.2f | %d | %.1f / "
-                            "%.1f / %.1f | %.2f | %.0f |\n",
-                            r.spec.guest, r.spec.block_set, r.blocks, r.spec.policy,
-                            r.spec.stream ? "stream" : "unary", r.blocks_per_s, Ratio(r.vs_none),
-                            Ratio(r.vs_sync), r.latency_p50_ms, r.latency_p99_ms,
-                            static_cast<int>(r.swaps), r.pause_p50_us, r.pause_p99_us,
-                            r.pause_max_us, r.warm_p50_ms, r.peak_rss_mb);
+      absl::StrAppendFormat(
+          &out,
+          "| %s | %s ×%d | %s | %s | %.1f | %s | %s | %.2f / %.2f | %d | %.1f / "
+          "%.1f / %.1f | %.2f | %.0f | %.0f, %.0f | %.2f (%.2f) |\n",
+          r.spec.guest, r.spec.block_set, r.blocks, r.spec.policy,
+          r.spec.stream ? "stream" : "unary", r.blocks_per_s, Ratio(r.vs_none), Ratio(r.vs_sync),
+          r.latency_p50_ms, r.latency_p99_ms, static_cast<int>(r.swaps), r.pause_p50_us,
+          r.pause_p99_us, r.pause_max_us, r.warm_p50_ms, r.peak_rss_mb, r.tandemd_cpu_us_per_block,
+          r.bench_cpu_us_per_block, r.busy_cores, r.steal_cores);
     }
   }
   if (any(true)) {
