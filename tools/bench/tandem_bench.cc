@@ -1,7 +1,8 @@
 // tandem-bench: end-to-end load over gRPC. It starts its own tandemd per run (a fresh temporary
 // database, the chosen module and swap policy, loopback ports), ingests the same blocks under
-// each policy, and reports blocks/s, block latency, swap pauses, peak RSS and views/s as JSON
-// and a Markdown table. It speaks only gRPC and never links the server, engine or store.
+// each policy, and reports blocks/s, block latency, swap pauses, peak RSS, CPU per block and
+// views/s as JSON and a Markdown table. It speaks only gRPC and never links the server, engine
+// or store.
 //
 // Usage: tandem-bench [--blocks=300] [--policies=none,sync,block,threshold] [--json_out=FILE]
 //                     [--markdown_out=FILE] ...   (`tandem-bench --help` lists every flag)
