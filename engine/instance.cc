@@ -94,12 +94,18 @@ absl::StatusOr<std::vector<std::string>> Instance::Instantiate(absl::Span<const 
   JobResult result = worker_->Run(
       create_deadline_,
       [&module = module_, options = options_,
-       calls = std::vector<InitCall>(replay.begin(), replay.end()),
-       ready = std::move(ready)](GuestRuntime& runtime) mutable -> absl::StatusOr<JobOutput> {
+       calls = std::vector<InitCall>(replay.begin(), replay.end()), ready = std::move(ready),
+       this](GuestRuntime& runtime) mutable -> absl::StatusOr<JobOutput> {
         TANDEM_RETURN_IF_ERROR(runtime.Instantiate(module, options));
         JobOutput output;
         TANDEM_ASSIGN_OR_RETURN(output.answers, ReplayOn(runtime, calls));
         output.memory = runtime.ReadMemory();
+        // `ready` hands the instance on before Settle runs: whoever receives it (the slot table,
+        // a metrics scrape of the active instance) must already see its memory, not zeros.
+        {
+          util::MutexLock lock(&mu_);
+          memory_ = output.memory;
+        }
         if (ready) TANDEM_RETURN_IF_ERROR(ready(output.answers));
         return output;
       });

@@ -79,7 +79,7 @@ class Instance {
   //     and then `ready(answers)`, all in one job, within the create deadline counted from
   //     Acquire. `ready` runs on the worker's thread before the caller is woken: what it hands the
   //     instance to may use it at once (a call queued meanwhile runs next on the same worker,
-  //     with no wait for the caller; until Instantiate returns, memory() may still read empty).
+  //     with no wait for the caller; memory() already holds the instantiation's readout).
   //     An error `ready` returns fails the instance like a failed call. `ready` must not own the
   //     instance (it may be destroyed on the worker's thread, where the instance's last
   //     reference must not go). Returns the replayed answers, or the first failure: a failed

@@ -267,6 +267,7 @@ TEST(InstanceTest, AnInstanceIsHandedOnFromItsWorkerOnceInstantiatedAndReplayed)
   ASSERT_TRUE(acquired.ok()) << acquired.status();
   Instance& instance = **acquired;
   std::thread::id ready_thread;
+  MemoryReadout handed_memory;
   std::vector<std::string> handed_answers;
   absl::StatusOr<CallResult> called_from_hand_off = absl::UnknownError("never called");
   std::thread caller;
@@ -274,6 +275,9 @@ TEST(InstanceTest, AnInstanceIsHandedOnFromItsWorkerOnceInstantiatedAndReplayed)
   absl::StatusOr<std::vector<std::string>> answers =
       instance.Instantiate(replay, [&](const std::vector<std::string>& replayed) {
         ready_thread = std::this_thread::get_id();
+        // Whoever receives the instance (the slot table, a metrics scrape) reads its memory
+        // at once, before Instantiate returns to the caller.
+        handed_memory = instance.memory();
         handed_answers = replayed;
         caller =
             std::thread([&] { called_from_hand_off = instance.RunInit("init_ok", "", kDeadline); });
@@ -284,6 +288,8 @@ TEST(InstanceTest, AnInstanceIsHandedOnFromItsWorkerOnceInstantiatedAndReplayed)
   EXPECT_NE(ready_thread, std::this_thread::get_id());
   EXPECT_EQ(answers->size(), 2u);
   EXPECT_EQ(handed_answers, *answers);
+  EXPECT_GT(handed_memory.linear_memory_bytes, 0u);
+  EXPECT_GT(handed_memory.heap_used_bytes, 0u);
   EXPECT_TRUE(called_from_hand_off.ok()) << called_from_hand_off.status();
   EXPECT_EQ(instance.calls_completed(), 2u);  // The instantiation with its replay, and the call.
   EXPECT_GT(instance.memory().linear_memory_bytes, 0u);
