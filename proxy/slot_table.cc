@@ -272,14 +272,16 @@ void SlotTable::DeliverWarmed(const WarmTicket& ticket, absl::StatusOr<Lease> wa
     events.push_back(event);
     return;
   }
-  consecutive_warm_failures_ = 0;
-  last_warm_failure_.clear();
   if (stopping_ || ticket.epoch != epoch_) {
+    // It replayed an older log: its success says nothing about the current one, so a failure
+    // recorded since (a warm-up that did replay the current log) stands.
     PairEvent event = MakeEvent(PairEvent::Kind::kStandbyDiscarded, ticket.generation);
     event.cause = "the replay log changed while it warmed";
     events.push_back(event);
     return;
   }
+  consecutive_warm_failures_ = 0;
+  last_warm_failure_.clear();
   (*warmed)->epoch = ticket.epoch;
   // Warm-ups run in parallel and may finish out of order: the pool serves the oldest generation
   // first. (A younger one that finished while the active slot was empty has been served already;

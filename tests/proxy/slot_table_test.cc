@@ -208,6 +208,32 @@ TEST_F(SlotTableTest, AnInitCallDiscardsReadyStandbysAndWarmUpsStartedBeforeIt) 
   EXPECT_EQ(CountKind(events, PairEvent::Kind::kStandbyDiscarded), 2);
 }
 
+// Two warm-ups in flight across an init call: one replayed the new log and diverged, the other
+// had read the log before the call and succeeded. The stale success is discarded and must not
+// hide the divergence (InstancePairTest.ReplayDivergence... saw an empty failure this way).
+TEST_F(SlotTableTest, AStaleWarmUpsSuccessLeavesACurrentFailureStanding) {
+  SlotTable table(*block_rules_, Options(), 1);
+  Events events;
+  Deliver(table, leases_.Make(1), events);  // The active.
+  std::optional<WarmTicket> replayed_new_log = table.AwaitWarmNeeded(events);
+  std::optional<WarmTicket> read_old_log = table.AwaitWarmNeeded(events);
+  ASSERT_TRUE(replayed_new_log.has_value());
+  ASSERT_TRUE(read_old_log.has_value());
+  table.ReplayLogChanged("an init call", events);
+  table.DeliverWarmed(*replayed_new_log,
+                      util::CausedError(absl::StatusCode::kAborted,
+                                        util::FailureCause::kReplayDiverged, "replay diverged"),
+                      absl::Milliseconds(1), events);
+  events.clear();
+  table.DeliverWarmed(*read_old_log, leases_.Make(3), absl::Milliseconds(1), events);
+  EXPECT_EQ(CountKind(events, PairEvent::Kind::kStandbyDiscarded), 1);
+  SlotsSnapshot snapshot = table.Snapshot();
+  EXPECT_EQ(snapshot.ready, 0);
+  EXPECT_EQ(snapshot.standby_state, StandbyState::kFailed);
+  EXPECT_EQ(snapshot.consecutive_warm_failures, 1);
+  EXPECT_THAT(snapshot.last_warm_failure, ::testing::HasSubstr("replay diverged"));
+}
+
 TEST_F(SlotTableTest, AFailedWarmUpIsRetriedOnlyAfterItsBackoff) {
   SlotTable table(*block_rules_, Options(), std::nullopt);
   Events events;
