@@ -4,8 +4,14 @@
 // of 100 blocks, disk bytes per key and RSS, with the store's default memory caps (block cache,
 // write buffers). It must never measure the build of the state, only the operations on it.
 //
+// BM_InMemoryBaseline/map:M/keys:N holds the same live keys in memory, no store at all, and times
+// a lookup the same way: std::map (the ceiling's state, an O(log n) tree) and absl::flat_hash_map
+// (O(1)). Their growth from 1 M to 10 M keys is what this machine's caches and TLB alone add to a
+// lookup whose algorithmic cost grows by log n or not at all: the yardstick for the store's.
+//
 // Run: store_scale_bench [--scale_keys=1000000,10000000] [--scale_dir=DIR]
 //                        [--scale_block_cache=BYTES] [--scale_warm_all] [--benchmark_format=json]
+//                        [--benchmark_filter=BM_InMemoryBaseline]
 // With --scale_dir the built databases are kept there (DIR/keys-N) and reused by later runs;
 // without it they live in a temporary directory. Building 10 M keys takes a few minutes.
 #include <sys/resource.h>
@@ -15,10 +21,12 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -251,6 +259,36 @@ void BM_StoreAtScale(benchmark::State& state) {
   state.counters["warm_all"] = GetFlags().warm_all ? 1 : 0;
 }
 
+// The in-memory yardstick: `Map` holds key -> value for every live key of the built state at its
+// tip, and lookups are timed exactly as MeasureGets times the store's.
+template <typename Map>
+void BM_InMemoryBaseline(benchmark::State& state) {
+  const int64_t keys = state.range(1);
+  const IndexerBlocks blocks{static_cast<uint64_t>(keys) / kBuildBlocks,
+                             static_cast<uint64_t>(keys) / kBuildBlocks};
+  const uint64_t live_keys = blocks.KeysBefore(kStart, kStart + kBuildBlocks);
+  constexpr int kSamples = 200'000;
+  for (auto _ : state) {
+    Map map;
+    for (uint64_t k = 0; k < live_keys; ++k) map.emplace(IndexerKey(k), IndexerValue(k, kStart));
+    uint64_t found = 0;
+    for (const std::string& key : SampleKeys(live_keys, kSamples, 1)) found += map.count(key);
+    std::vector<double> micros;
+    micros.reserve(kSamples);
+    for (const std::string& key : SampleKeys(live_keys, kSamples, 7)) {
+      const Clock::time_point t0 = Clock::now();
+      auto it = map.find(key);
+      benchmark::DoNotOptimize(it);
+      micros.push_back(Micros(t0, Clock::now()));
+      found += it != map.end();
+    }
+    if (found != 2 * kSamples) std::abort();
+    state.counters["get_p50_us"] = Quantile(micros, 0.5);
+    state.counters["get_p99_us"] = Quantile(micros, 0.99);
+  }
+  state.counters["keys"] = static_cast<double>(keys);
+}
+
 // Strips this benchmark's own flags from argv (Google Benchmark refuses unknown ones).
 void ParseOwnFlags(int* argc, char** argv) {
   int kept = 1;
@@ -284,6 +322,19 @@ int main(int argc, char** argv) {
   auto* bench = benchmark::RegisterBenchmark("BM_StoreAtScale", tandem::bench::BM_StoreAtScale);
   for (int64_t keys : tandem::bench::GetFlags().keys) bench->Arg(keys);
   bench->ArgNames({"keys"})->Iterations(1)->Unit(benchmark::kMillisecond)->UseRealTime();
+  // map:0 is std::map, map:1 absl::flat_hash_map.
+  for (int map = 0; map < 2; ++map) {
+    auto* baseline = benchmark::RegisterBenchmark(
+        "BM_InMemoryBaseline",
+        map == 0
+            ? tandem::bench::BM_InMemoryBaseline<std::map<std::string, std::string>>
+            : tandem::bench::BM_InMemoryBaseline<absl::flat_hash_map<std::string, std::string>>);
+    for (int64_t keys : tandem::bench::GetFlags().keys) baseline->Args({map, keys});
+    baseline->ArgNames({"map", "keys"})
+        ->Iterations(1)
+        ->Unit(benchmark::kMillisecond)
+        ->UseRealTime();
+  }
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   benchmark::RunSpecifiedBenchmarks();
