@@ -3,7 +3,6 @@
 #pragma once
 
 #include <cstdint>
-#include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -22,17 +21,9 @@ struct ProcessSample {
   uint64_t threads = 0;           // Threads of the process.
 };
 
-// Parses the text of /proc/<pid>/stat (everything after the command's closing parenthesis is
-// space-separated). `clock_ticks_per_second` and `page_bytes` convert the kernel's units;
-// `boot_time_seconds` (the `btime` of /proc/stat) anchors the start time. Fills cpu_seconds,
-// resident_bytes, virtual_bytes, start_time_seconds and threads. INVALID_ARGUMENT when the text
-// does not have the fields of a stat line.
-absl::StatusOr<ProcessSample> ParseProcStat(const std::string& stat_text,
-                                            long clock_ticks_per_second, long page_bytes,
-                                            double boot_time_seconds);
-
-// Reads /proc/self/stat, /proc/stat (btime) and /proc/self/fd. UNAVAILABLE when a file cannot
-// be read (not Linux, no /proc), INVALID_ARGUMENT when one does not parse.
+// Reads /proc/self/stat with /proc/stat's boot time (util/proc_stat.h), and /proc/self/fd.
+// UNAVAILABLE when a file cannot be read (not Linux, no /proc), INVALID_ARGUMENT when one does
+// not parse.
 absl::StatusOr<ProcessSample> ReadProcessSample();
 
 // A family of one unlabelled sample: a counter or a gauge of `value`.

@@ -517,26 +517,6 @@ TEST(WritePathMetricsTest, ConvertsMicrosecondsAndFlags) {
   EXPECT_DOUBLE_EQ(scrape.Value("tandem_db_wal_sync_seconds{quantile=\"0.99\"}"), 0.003);
 }
 
-TEST(ProcessMetricsTest, ParsesAStatLineWhoseCommandHoldsSpacesAndParentheses) {
-  // Fields 3..24 of proc(5): state ppid pgrp session tty tpgid flags minflt cminflt majflt
-  // cmajflt utime stime cutime cstime priority nice num_threads itrealvalue starttime vsize rss.
-  const std::string line =
-      "1234 (tandem (d) x) S 1 1234 1234 0 -1 4194560 100 0 0 0 250 150 0 0 20 0 7 0 500 "
-      "104857600 2048 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0\n";
-  absl::StatusOr<ProcessSample> sample = ParseProcStat(line, 100, 4096, 1.7e9);
-  ASSERT_TRUE(sample.ok()) << sample.status();
-  EXPECT_DOUBLE_EQ(sample->cpu_seconds, 4.0);
-  EXPECT_EQ(sample->threads, 7u);
-  EXPECT_DOUBLE_EQ(sample->start_time_seconds, 1.7e9 + 5);
-  EXPECT_EQ(sample->virtual_bytes, 104857600u);
-  EXPECT_EQ(sample->resident_bytes, 2048u * 4096);
-
-  EXPECT_EQ(ParseProcStat("no parenthesis", 100, 4096, 0).status().code(),
-            absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(ParseProcStat("1 (x) S 1 2 3", 100, 4096, 0).status().code(),
-            absl::StatusCode::kInvalidArgument);
-}
-
 TEST(ProcessMetricsTest, ReadsThisProcess) {
   absl::StatusOr<ProcessSample> sample = ReadProcessSample();
   ASSERT_TRUE(sample.ok()) << sample.status();

@@ -21,6 +21,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "tools/client/proto_time.h"
+#include "util/proc_stat.h"
 
 namespace tandem::bench {
 
@@ -237,21 +238,9 @@ ProcessMemory Tandemd::Memory() const {
 }
 
 CpuSeconds Tandemd::Cpu() const {
-  // /proc/PID/stat: the command name (field 2) is parenthesized and may hold spaces, so the
-  // fields are counted after its closing parenthesis; utime and stime are fields 14 and 15.
-  const std::string stat = ReadFile(absl::StrCat("/proc/", pid_, "/stat"));
-  const size_t close = stat.rfind(')');
-  if (close == std::string::npos) return {};
-  std::vector<absl::string_view> fields =
-      absl::StrSplit(absl::string_view(stat).substr(close + 1), ' ', absl::SkipEmpty());
-  // After the name: state is field 3, so field N is at index N - 3.
-  uint64_t utime = 0, stime = 0;
-  if (fields.size() < 13 || !absl::SimpleAtoi(fields[11], &utime) ||
-      !absl::SimpleAtoi(fields[12], &stime)) {
-    return {};
-  }
-  const double tick = static_cast<double>(sysconf(_SC_CLK_TCK));
-  return {.busy = static_cast<double>(utime + stime) / tick};
+  absl::StatusOr<util::ProcStat> stat = util::ReadProcStat(absl::StrCat(pid_));
+  if (!stat.ok()) return {};
+  return {.busy = stat->cpu_seconds};
 }
 
 CpuSeconds MachineCpu() {
