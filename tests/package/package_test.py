@@ -35,6 +35,9 @@ EXPECTED_FILES = [
     "usr/share/tandem/grafana/provisioning/dashboards/tandem.yaml",
     "usr/share/tandem/grafana/provisioning/datasources/prometheus.yaml",
     "usr/share/doc/tandem/README.md",
+    "usr/share/doc/tandem/docs/design.md",
+    "usr/share/doc/tandem/docs/operations.md",
+    "usr/share/doc/tandem/docs/writing-a-guest.md",
     "etc/tandem/tandemd.flags",
     "lib/systemd/system/tandemd.service",
 ]
