@@ -150,12 +150,11 @@ absl::StatusOr<JobOutput> Instance::Settle(JobResult result, bool instantiation)
   const bool lost =
       !result.output.ok() && util::CauseOf(result.output.status()) == FailureCause::kInstanceLost;
   if (!result.started || lost) return std::move(result.output);
-  // An instantiation's `ready` may have handed the instance to a caller whose calls ran and
-  // settled first: their readouts are newer than the instantiation's.
-  const bool newest = !instantiation || calls_completed_ == 0;
   ++calls_completed_;
   if (result.output.ok()) {
-    if (newest) memory_ = result.output->memory;
+    // An instantiation's job published its readout itself, before `ready` handed the instance
+    // on; calls may have run and settled since, and their readouts are newer.
+    if (!instantiation) memory_ = result.output->memory;
   } else if (failure_.ok()) {
     failure_ = result.output.status();
   }
