@@ -277,7 +277,7 @@ void BM_Ingest(benchmark::State& state) {
   state.counters["cpu_us_per_block"] = cpu.CpuMicrosPer(submitted);
   state.counters["switches_per_block"] = cpu.SwitchesPer(submitted);
   load.Stop();
-  const double rate = static_cast<double>(state.iterations()) / seconds;
+  const double rate = submitted / seconds;
   const std::string policy_name(proxy::SwapPolicyName(policy));
   const std::string key_prefix = absl::StrCat(guest, "/", size_class, "/", view_threads, "/");
   IngestRates()[key_prefix + policy_name] = rate;
@@ -285,8 +285,7 @@ void BM_Ingest(benchmark::State& state) {
   std::vector<double> pauses = fixture.events.swap_pauses_us();
   std::vector<double> warms = fixture.events.warms_us();
   state.counters["blocks_per_s"] = rate;
-  state.counters["block_kib"] =
-      static_cast<double>(block_bytes) / 1024.0 / static_cast<double>(state.iterations());
+  state.counters["block_kib"] = static_cast<double>(block_bytes) / 1024.0 / submitted;
   state.counters["latency_p50_us"] = Quantile(latencies_us, 0.5);
   state.counters["latency_p99_us"] = Quantile(latencies_us, 0.99);
   state.counters["swaps"] = static_cast<double>(pauses.size());
