@@ -8,5 +8,5 @@ add_library(tandem_metrics
 target_include_directories(tandem_metrics PUBLIC ${CMAKE_SOURCE_DIR})
 target_link_libraries(tandem_metrics
   PUBLIC tandem_proxy tandem_store prometheus-cpp::core prometheus-cpp::pull gRPC::grpc++
-         absl::status absl::statusor absl::time absl::flat_hash_map
-  PRIVATE absl::strings tandem_proc_stat tandem_warnings)
+         absl::status absl::statusor absl::time absl::flat_hash_map tandem_proc_stat
+  PRIVATE absl::strings tandem_warnings)

@@ -8,7 +8,6 @@
 #include <system_error>
 
 #include "absl/status/status.h"
-#include "util/proc_stat.h"
 
 namespace tandem::server {
 
@@ -16,11 +15,7 @@ absl::StatusOr<ProcessSample> ReadProcessSample() {
   absl::StatusOr<util::ProcStat> stat = util::ReadProcStat("self");
   if (!stat.ok()) return stat.status();
   ProcessSample sample;
-  sample.cpu_seconds = stat->cpu_seconds;
-  sample.resident_bytes = stat->resident_bytes;
-  sample.virtual_bytes = stat->virtual_bytes;
-  sample.start_time_seconds = stat->start_time_seconds;
-  sample.threads = stat->threads;
+  static_cast<util::ProcStat&>(sample) = *stat;
 
   std::error_code error;
   uint64_t fds = 0;

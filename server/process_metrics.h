@@ -7,18 +7,14 @@
 
 #include "absl/status/statusor.h"
 #include "prometheus/metric_family.h"
+#include "util/proc_stat.h"
 
 namespace tandem::server {
 
-// One reading of the process's resource use.
-struct ProcessSample {
-  double cpu_seconds = 0;         // User + system CPU time.
-  uint64_t resident_bytes = 0;    // Resident set size.
-  uint64_t virtual_bytes = 0;     // Virtual memory size.
-  uint64_t open_fds = 0;          // Entries of /proc/self/fd.
-  uint64_t max_fds = 0;           // RLIMIT_NOFILE's soft limit.
-  double start_time_seconds = 0;  // Since the Unix epoch.
-  uint64_t threads = 0;           // Threads of the process.
+// One reading of the process's resource use: what /proc/self/stat says, and its descriptors.
+struct ProcessSample : util::ProcStat {
+  uint64_t open_fds = 0;  // Entries of /proc/self/fd.
+  uint64_t max_fds = 0;   // RLIMIT_NOFILE's soft limit.
 };
 
 // Reads /proc/self/stat with /proc/stat's boot time (util/proc_stat.h), and /proc/self/fd.
