@@ -44,6 +44,8 @@ using Clock = std::chrono::steady_clock;
 constexpr uint32_t kStart = 1;
 constexpr uint32_t kBuildBlocks = 12'000;
 constexpr uint32_t kPastDepth = 10'000;
+// Lookups timed per measurement (and, before them, as many untimed ones).
+constexpr int kSamples = 200'000;
 
 struct Flags {
   std::vector<int64_t> keys = {1'000'000, 10'000'000};
@@ -145,11 +147,25 @@ std::vector<std::string> SampleKeys(uint64_t count, int samples, uint64_t seed) 
   return keys;
 }
 
+// The time of each `lookup(key)` over `keys`, in microseconds; `lookup` says whether it found it.
+template <typename Lookup>
+std::vector<double> TimeLookups(const std::vector<std::string>& keys, Lookup lookup,
+                                uint64_t* found) {
+  std::vector<double> micros;
+  micros.reserve(keys.size());
+  for (const std::string& key : keys) {
+    const Clock::time_point t0 = Clock::now();
+    const bool hit = lookup(key);
+    micros.push_back(Micros(t0, Clock::now()));
+    *found += hit;
+  }
+  return micros;
+}
+
 // p50 and p99 of Get over `keys` at `height`, after one untimed pass over the same number of
 // other keys (so the block cache holds what a running node's would).
 void MeasureGets(benchmark::State& state, const store::BlockStore& store, uint64_t key_count,
                  uint32_t height, const char* name) {
-  constexpr int kSamples = 200'000;
   if (GetFlags().warm_all) {
     for (uint64_t k = 0; k < key_count; ++k) {
       if (!store.Get(IndexerKey(k), height).ok()) std::abort();
@@ -159,16 +175,15 @@ void MeasureGets(benchmark::State& state, const store::BlockStore& store, uint64
       if (!store.Get(key, height).ok()) std::abort();
     }
   }
-  std::vector<double> micros;
-  micros.reserve(kSamples);
-  int found = 0;
-  for (const std::string& key : SampleKeys(key_count, kSamples, 7 + height)) {
-    const Clock::time_point t0 = Clock::now();
-    absl::StatusOr<std::optional<std::string>> got = store.Get(key, height);
-    micros.push_back(Micros(t0, Clock::now()));
-    if (!got.ok()) Die(got.status(), "get");
-    found += got->has_value();
-  }
+  uint64_t found = 0;
+  std::vector<double> micros = TimeLookups(
+      SampleKeys(key_count, kSamples, 7 + height),
+      [&](const std::string& key) {
+        absl::StatusOr<std::optional<std::string>> got = store.Get(key, height);
+        if (!got.ok()) Die(got.status(), "get");
+        return got->has_value();
+      },
+      &found);
   state.counters[absl::StrCat(name, "_p50_us")] = Quantile(micros, 0.5);
   state.counters[absl::StrCat(name, "_p99_us")] = Quantile(micros, 0.99);
   state.counters[absl::StrCat(name, "_found")] = static_cast<double>(found) / kSamples;
@@ -267,21 +282,19 @@ void BM_InMemoryBaseline(benchmark::State& state) {
   const IndexerBlocks blocks{static_cast<uint64_t>(keys) / kBuildBlocks,
                              static_cast<uint64_t>(keys) / kBuildBlocks};
   const uint64_t live_keys = blocks.KeysBefore(kStart, kStart + kBuildBlocks);
-  constexpr int kSamples = 200'000;
   for (auto _ : state) {
     Map map;
     for (uint64_t k = 0; k < live_keys; ++k) map.emplace(IndexerKey(k), IndexerValue(k, kStart));
     uint64_t found = 0;
     for (const std::string& key : SampleKeys(live_keys, kSamples, 1)) found += map.count(key);
-    std::vector<double> micros;
-    micros.reserve(kSamples);
-    for (const std::string& key : SampleKeys(live_keys, kSamples, 7)) {
-      const Clock::time_point t0 = Clock::now();
-      auto it = map.find(key);
-      benchmark::DoNotOptimize(it);
-      micros.push_back(Micros(t0, Clock::now()));
-      found += it != map.end();
-    }
+    std::vector<double> micros = TimeLookups(
+        SampleKeys(live_keys, kSamples, 7),
+        [&](const std::string& key) {
+          auto it = map.find(key);
+          benchmark::DoNotOptimize(it);
+          return it != map.end();
+        },
+        &found);
     if (found != 2 * kSamples) std::abort();
     state.counters["get_p50_us"] = Quantile(micros, 0.5);
     state.counters["get_p99_us"] = Quantile(micros, 0.99);
