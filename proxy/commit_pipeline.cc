@@ -44,6 +44,11 @@ absl::StatusOr<CommitPipeline::Settled> CommitPipeline::Await(const Ticket& tick
                    "it is safe"));
 }
 
+bool CommitPipeline::IsSettled(const Ticket& ticket) const {
+  util::MutexLock lock(&mu_);
+  return ticket.settled_.has_value();
+}
+
 absl::Status CommitPipeline::Drain(absl::Time deadline) {
   util::MutexLock lock(&mu_);
   const bool drained = mu_.AwaitWithDeadline(

@@ -75,6 +75,9 @@ class CommitPipeline {
   // still will be, and may commit: the caller cannot know).
   absl::StatusOr<Settled> Await(const Ticket& ticket, absl::Time deadline) ABSL_LOCKS_EXCLUDED(mu_);
 
+  // Whether `ticket`'s block is settled: Await would return at once.
+  bool IsSettled(const Ticket& ticket) const ABSL_LOCKS_EXCLUDED(mu_);
+
   // Waits until every block added so far is settled, at most until `deadline`. OK, or
   // DEADLINE_EXCEEDED naming the oldest block still in flight.
   absl::Status Drain(absl::Time deadline) ABSL_LOCKS_EXCLUDED(mu_);

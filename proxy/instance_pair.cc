@@ -295,6 +295,7 @@ absl::StatusOr<PendingBlock> InstancePair::BeginBlock(const BlockSubmission& blo
     Emit(events);
     return fail(status, lease->generation());
   }
+  pending.instance_generation_ = lease->generation();
   pending.ticket_ = pipeline_->Add(InFlightBlock{block.height, hash, lease, started});
 
   if (rules_->AfterBlockCommitted() == AfterBlock::kReplaceNow) {
@@ -319,6 +320,10 @@ absl::StatusOr<BlockOutcome> InstancePair::FinishBlock(const PendingBlock& pendi
   outcome.generation = block.ran_on->generation();
   outcome.duration = settled.at - block.started;
   return outcome;
+}
+
+bool InstancePair::IsFinished(const PendingBlock& pending) const {
+  return pending.known_.has_value() || pipeline_->IsSettled(*pending.ticket_);
 }
 
 absl::Status InstancePair::SettleBlock(const InFlightBlock& block,

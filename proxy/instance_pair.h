@@ -82,10 +82,15 @@ struct BlockOutcome {
 class PendingBlock {
  public:
   uint32_t height() const { return height_; }
+  // The generation of the instance that ran the block, which the block keeps alive until it is
+  // settled (under `block`, a whole guest memory per block in flight); 0 when it holds none
+  // (its outcome was known at once).
+  uint64_t instance_generation() const { return instance_generation_; }
 
  private:
   friend class InstancePair;
   uint32_t height_ = 0;
+  uint64_t instance_generation_ = 0;
   // Known at once: a resubmission of a committed height, or a block whose commit BeginBlock
   // waited for (the `sync` baseline).
   std::optional<absl::StatusOr<BlockOutcome>> known_;
@@ -213,6 +218,8 @@ class InstancePair : public engine::GuestMemoryReclaimer {
   // DEADLINE_EXCEEDED when the commit was not durable in time (it may still commit: GetBlock
   // tells).
   absl::StatusOr<BlockOutcome> FinishBlock(const PendingBlock& pending);
+  // Whether FinishBlock(pending) would return without waiting: the block is settled.
+  bool IsFinished(const PendingBlock& pending) const;
 
   // Calls the view export `name`; `height` std::nullopt means the tip, resolved when the view
   // starts. NOT_FOUND for a height that is not committed or an unknown export.

@@ -151,6 +151,15 @@ absl::Status ValidateConfig(const ServerConfig& config) {
     return Invalid("historical_instances", absl::StrCat("must be between 0 and 16 (got ",
                                                         config.historical_instances, ")"));
   }
+  if (config.stream_blocks_in_flight < 1 || config.stream_blocks_in_flight > 256) {
+    return Invalid("stream_blocks_in_flight", absl::StrCat("must be between 1 and 256 (got ",
+                                                           config.stream_blocks_in_flight, ")"));
+  }
+  if (config.stream_instances_in_flight < 1 || config.stream_instances_in_flight > 64) {
+    return Invalid("stream_instances_in_flight",
+                   absl::StrCat("must be between 1 and 64 (got ",
+                                config.stream_instances_in_flight, ")"));
+  }
   if (config.standby_pool < 1 || config.standby_pool > 16) {
     return Invalid("standby_pool",
                    absl::StrCat("must be between 1 and 16 (got ", config.standby_pool, ")"));
@@ -214,6 +223,13 @@ proxy::PairOptions PairOptionsFromConfig(const ServerConfig& config) {
   options.standby_pool = config.standby_pool;
   options.instance.create_deadline = config.warm_deadline;
   return options;
+}
+
+StreamLimits StreamLimitsFromConfig(const ServerConfig& config) {
+  StreamLimits limits;
+  limits.max_blocks_in_flight = static_cast<size_t>(config.stream_blocks_in_flight);
+  limits.max_instances_in_flight = static_cast<size_t>(config.stream_instances_in_flight);
+  return limits;
 }
 
 store::BlockStoreOptions StoreOptionsFromConfig(const ServerConfig& config) {

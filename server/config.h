@@ -11,6 +11,7 @@
 #include "absl/time/time.h"
 #include "proxy/events.h"
 #include "proxy/instance_pair.h"
+#include "server/stream_window.h"
 #include "store/block_store.h"
 
 namespace tandem::server {
@@ -60,6 +61,10 @@ struct ServerConfig {
   int historical_instances = 1;
   // READY standbys kept under `block` and `none` (and `threshold` past warm_at).
   int standby_pool = 2;
+  // How far one StreamBlocks call runs ahead of its answers: blocks, and the instances they hold
+  // (server/stream_window.h).
+  int stream_blocks_in_flight = 32;
+  int stream_instances_in_flight = 8;
   // Guest instances one connection's views may fail at once, and regain per second: past it, its
   // views get RESOURCE_EXHAUSTED (see PeerBudget).
   double view_failure_budget = 10;
@@ -107,5 +112,7 @@ absl::Status ValidateListenAddress(absl::string_view flag, absl::string_view add
 proxy::PairOptions PairOptionsFromConfig(const ServerConfig& config);
 // The block store's options for `config`.
 store::BlockStoreOptions StoreOptionsFromConfig(const ServerConfig& config);
+
+StreamLimits StreamLimitsFromConfig(const ServerConfig& config);
 
 }  // namespace tandem::server

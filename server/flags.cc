@@ -129,6 +129,13 @@ ABSL_FLAG(int, standby_pool, 2,
           "READY standbys kept warm under --swap_policy=block and none (and threshold past "
           "--warm_at), 1-16. Each holds a fresh guest instance; two absorb a burst of blocks "
           "and views at past heights.");
+ABSL_FLAG(int, stream_blocks_in_flight, 32,
+          "Blocks of one StreamBlocks call that may have run, their commits queued, before the "
+          "oldest is answered (1-256). Each holds its writes in memory until it is durable.");
+ABSL_FLAG(int, stream_instances_in_flight, 8,
+          "Instances those blocks may hold (1-64): a block keeps the instance that ran it until "
+          "it is durable. Blocks on one instance share it (none, threshold); under "
+          "--swap_policy=block each holds its own, with its guest's whole memory.");
 ABSL_FLAG(double, view_failure_budget, 10,
           "Guest instances the views of one connection may fail (trap, abort) at once; past it, "
           "its views get RESOURCE_EXHAUSTED until the budget refills. Honest clients never "
@@ -222,6 +229,8 @@ absl::StatusOr<ServerConfig> ServerConfigFromFlags() {
   config.standby_wait = absl::GetFlag(FLAGS_standby_wait);
   config.historical_instances = absl::GetFlag(FLAGS_historical_instances);
   config.standby_pool = absl::GetFlag(FLAGS_standby_pool);
+  config.stream_blocks_in_flight = absl::GetFlag(FLAGS_stream_blocks_in_flight);
+  config.stream_instances_in_flight = absl::GetFlag(FLAGS_stream_instances_in_flight);
   config.view_failure_budget = absl::GetFlag(FLAGS_view_failure_budget);
   config.view_failure_refill_per_second = absl::GetFlag(FLAGS_view_failure_refill_per_second);
   config.shutdown_grace = absl::GetFlag(FLAGS_shutdown_grace);

@@ -10,6 +10,7 @@
 #include "server/auth.h"
 #include "server/convert.h"
 #include "server/status_mapping.h"
+#include "server/stream_window.h"
 #include "util/mutex.h"
 
 namespace tandem::server {
@@ -21,8 +22,8 @@ using tandem::v1::SubmitBlockResponse;
 // and flags; a worker thread of the call's own runs the blocks, one at a time and in order, so a
 // block that takes seconds never blocks gRPC's threads. Reads continue while a block runs
 // (pipelining) until the queue holds max_queued_blocks or max_queued_bytes, and blocks run while
-// the ones before them are written and synced (InstancePair::BeginBlock / FinishBlock), up to
-// max_blocks_in_flight unanswered.
+// the ones before them are written and synced (InstancePair::BeginBlock / FinishBlock), as many
+// unanswered as the StreamWindow allows.
 //
 // Lifetime: deleted by whichever of the worker (after Finish) and OnDone comes last. While it
 // has a worker it is registered in the service's streams_, so that shutdown can stop it.
@@ -129,16 +130,21 @@ class IndexerService::BlockStreamReactor final
     Unref();
   }
 
-  // Runs the blocks in order. Up to limits_.max_blocks_in_flight blocks may have run, their
-  // commits queued, before the oldest is answered, once durable: the next blocks run while the
+  // Runs the blocks in order. Blocks may have run, their commits queued, before the oldest is
+  // answered, as far as the window lets them (StreamLimits): the next blocks run while the
   // earlier ones are written and synced, and a slow hand-off to the settling thread delays only
-  // an answer, not the next block. With nothing queued behind them, the blocks in flight are
-  // answered at once (the client may be waiting for those answers before it sends more). The
-  // first block that fails ends the stream with its status: every block before it was answered,
-  // none after it ran to commit.
+  // an answer, not the next block. Each block is answered once durable: as soon as the runner
+  // finds it so between two blocks, at the latest when the window is full. With nothing queued
+  // behind them, the blocks in flight are answered at once (the client may be waiting for those
+  // answers before it sends more). The first block that fails ends the stream with its status:
+  // every block before it was answered, none after it ran to commit.
   grpc::Status RunBlocks() {
-    const size_t max_in_flight = std::max<size_t>(service_.limits_.max_blocks_in_flight, 1);
-    std::deque<proxy::PendingBlock> in_flight;
+    StreamWindow<proxy::PendingBlock> in_flight(service_.limits_);
+    auto answer_oldest = [&]() {
+      grpc::Status answered = Answer(in_flight.oldest());
+      in_flight.PopOldest();
+      return answered;
+    };
     for (;;) {
       std::optional<Queued> next;
       bool read_again = false;
@@ -173,9 +179,7 @@ class IndexerService::BlockStreamReactor final
       if (!next.has_value()) {
         // Nothing to run: answer the oldest block in flight (the loop comes back for the rest,
         // or for a block that arrived meanwhile).
-        grpc::Status answered = Answer(in_flight.front());
-        in_flight.pop_front();
-        if (!answered.ok()) return answered;
+        if (grpc::Status answered = answer_oldest(); !answered.ok()) return answered;
         continue;
       }
       absl::StatusOr<proxy::PendingBlock> begun =
@@ -184,19 +188,29 @@ class IndexerService::BlockStreamReactor final
       if (!begun.ok()) {
         // The blocks before it are answered first: when one of them failed, so did everything
         // after it, and its failure is the one to report.
-        for (; !in_flight.empty(); in_flight.pop_front()) {
-          if (grpc::Status answered = Answer(in_flight.front()); !answered.ok()) return answered;
+        while (!in_flight.empty()) {
+          if (grpc::Status answered = answer_oldest(); !answered.ok()) return answered;
         }
         return BlockFailure(next->height, begun.status());
       }
-      in_flight.push_back(*std::move(begun));
-      // Answered after the next block began: its commit overlapped that block's run.
-      while (in_flight.size() > max_in_flight) {
-        grpc::Status answered = Answer(in_flight.front());
-        in_flight.pop_front();
-        if (!answered.ok()) return answered;
+      const uint64_t instance = begun->instance_generation();
+      in_flight.Add(*std::move(begun), instance);
+      // What is durable already is answered without waiting (unless gRPC is still sending the
+      // previous answer); what is not is answered once the window is full. Either way after the
+      // next block began: its commit overlapped that block's run.
+      while (!in_flight.empty() && service_.pair_.IsFinished(in_flight.oldest()) &&
+             !WritePending()) {
+        if (grpc::Status answered = answer_oldest(); !answered.ok()) return answered;
+      }
+      while (in_flight.Overfull()) {
+        if (grpc::Status answered = answer_oldest(); !answered.ok()) return answered;
       }
     }
+  }
+
+  bool WritePending() {
+    util::MutexLock lock(&mu_);
+    return write_pending_;
   }
 
   static grpc::Status BlockFailure(uint32_t height, const absl::Status& status) {

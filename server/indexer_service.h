@@ -9,29 +9,12 @@
 #include "proxy/instance_pair.h"
 #include "server/auth.h"
 #include "server/peer_budget.h"
+#include "server/stream_window.h"
 #include "store/block_store.h"
 #include "tandem/v1/tandem.grpc.pb.h"
 #include "util/mutex.h"
 
 namespace tandem::server {
-
-// How far StreamBlocks reads ahead of the block that runs, and how many blocks may have run
-// (their commits queued in the store) before the oldest of them is answered.
-struct StreamLimits {
-  size_t max_queued_blocks = 16;
-  uint64_t max_queued_bytes = 128ull << 20;  // At least one block is always queued.
-  // Blocks begun and not yet answered, after each answer (at least 1). With 1, block N+2 cannot
-  // run before N is durable and settled: every hand-off between the stream's thread, the
-  // guest's worker, the store's commit thread and the pair's settling thread is then on the
-  // path of every block, and on 2 busy cores each wake-up may wait for a time slice. A deeper
-  // window keeps the guest and the commit thread both supplied. Real blocks vary in size (the
-  // fixtures from 215 bytes to 1.38 MB), and while a large one commits the guest runs ahead only
-  // as far as the window lets it: 8 gave +10% blocks/s under `none` and +7% under `block` over 4
-  // (9 alternating runs; 16 no more than 8: benchmarks/README.md). Each block in flight holds its
-  // writes (in the store's queue) and, under `block`, the instance that ran it (peak RSS +14 MiB
-  // with the example indexer).
-  size_t max_blocks_in_flight = 8;
-};
 
 // Threading: thread-safe; gRPC calls the unary methods from its sync thread pool and drives each
 // StreamBlocks call through a reactor with one worker thread of its own.

@@ -275,7 +275,7 @@ absl::Status TandemServer::StartListeners() {
                               "set"));
   }
   indexer_ = std::make_unique<IndexerService>(*pair_, *store_, identity_, std::move(access),
-                                              view_budget_.get());
+                                              view_budget_.get(), StreamLimitsFromConfig(config_));
   // Every call on either listener is counted and timed for grpc_server_* metrics.
   auto metric_interceptors = [this] {
     std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> creators;

@@ -92,6 +92,7 @@ TEST(CommitPipelineTest, AwaitAndDrainEndAtTheirDeadlinesAndTheBlockIsStillSettl
   const absl::Status drained = pipeline.Drain(absl::Now() + absl::Milliseconds(50));
   EXPECT_TRUE(absl::IsDeadlineExceeded(drained)) << drained;
   EXPECT_THAT(drained.message(), HasSubstr("block 1 is still being committed"));
+  EXPECT_FALSE(pipeline.IsSettled(*ticket));
 
   {
     util::MutexLock lock(&mu);
@@ -102,6 +103,7 @@ TEST(CommitPipelineTest, AwaitAndDrainEndAtTheirDeadlinesAndTheBlockIsStillSettl
   ASSERT_TRUE(late.ok()) << late.status();
   EXPECT_EQ(late->record.height, 1u);
   EXPECT_EQ(settles.load(), 1);
+  EXPECT_TRUE(pipeline.IsSettled(*ticket));
 }
 
 TEST(CommitPipelineTest, ASettleErrorIsWhatTheCallerGetsAndAFailedWriteIsNeverASuccess) {

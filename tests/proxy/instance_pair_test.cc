@@ -193,6 +193,43 @@ TEST(InstancePairTest, ViewsBlocksAndManualSwapsUnderLoadNeverFailACall) {
   }
 }
 
+// What a stream's window counts (server/stream_window.h): the instance each pending block holds,
+// shared by consecutive blocks under `none`, one per block under `block`, none for a block known
+// at once; and whether FinishBlock would wait.
+TEST(InstancePairTest, PendingBlocksNameTheInstanceTheyHoldAndSayWhenTheyAreFinished) {
+  auto module = LoadGuestOrDie("bitcoin_indexer");
+  const std::vector<std::string> blocks = testing::FixtureThenGeneratedBlocks(3);
+  for (SwapPolicy policy : {SwapPolicy::kNone, SwapPolicy::kBlock}) {
+    SCOPED_TRACE(SwapPolicyName(policy));
+    store::testing::TempDir dir;
+    auto store = OpenStoreOrDie(dir.path() / "db");
+    EventRecorder events;
+    InstancePair pair(*module, *store, FastOptions(policy), &events);
+    ASSERT_TRUE(pair.WaitUntilReady(kReady).ok());
+    absl::StatusOr<PendingBlock> first = pair.BeginBlock(Block(1, blocks[0]));
+    ASSERT_TRUE(first.ok()) << first.status();
+    absl::StatusOr<PendingBlock> second = pair.BeginBlock(Block(2, blocks[1]));
+    ASSERT_TRUE(second.ok()) << second.status();
+    EXPECT_NE(first->instance_generation(), 0u);
+    if (policy == SwapPolicy::kNone) {
+      EXPECT_EQ(first->instance_generation(), second->instance_generation());
+    } else {
+      EXPECT_NE(first->instance_generation(), second->instance_generation());
+    }
+    ASSERT_TRUE(pair.FinishBlock(*second).ok());
+    // Settled in order: the first block was settled before the second.
+    EXPECT_TRUE(pair.IsFinished(*first));
+    EXPECT_TRUE(pair.IsFinished(*second));
+    ASSERT_TRUE(pair.FinishBlock(*first).ok());
+
+    // A resubmission is known at once and holds no instance.
+    absl::StatusOr<PendingBlock> again = pair.BeginBlock(Block(2, blocks[1]));
+    ASSERT_TRUE(again.ok()) << again.status();
+    EXPECT_EQ(again->instance_generation(), 0u);
+    EXPECT_TRUE(pair.IsFinished(*again));
+  }
+}
+
 TEST(InstancePairTest, RunawayWarmIsAbandonedRetriedAndTheActiveKeepsServingUnderThreshold) {
   auto module = LoadGuestOrDie("leaky", 64ull << 20);
   store::testing::TempDir dir;
