@@ -584,6 +584,8 @@ absl::Status BlockStore::QueueCommit(BlockCommit commit) {
   block->height = height;
   block->hash = hash;
   block->writes = std::move(commit.writes);
+  block->values.reserve(block->writes.size());
+  for (const auto& [key, value] : block->writes) block->values.emplace(key, &value);
   std::shared_ptr<const QueuedBlock> queued = std::move(block);
   util::MutexLock queue_lock(&queue_mu_);
   // Only the commit thread moves the head behind producer_mu_'s back, when a queued block fails:
@@ -754,13 +756,15 @@ absl::StatusOr<BlockRecord> BlockStore::WriteBlock(const QueuedBlock& block,
 std::optional<std::optional<std::string>> BlockStore::GetQueued(std::string_view key,
                                                                 uint32_t height) const {
   if (overlay_size_.load(std::memory_order_acquire) == 0) return std::nullopt;
+  const size_t hash = QueuedBlock::Index::hasher()(key);
   util::MutexLock overlay_lock(&overlay_mu_);
   for (auto it = overlay_.rbegin(); it != overlay_.rend(); ++it) {
     if ((*it)->height > height) continue;
-    auto write = (*it)->writes.find(key);
-    if (write == (*it)->writes.end()) continue;
-    if (write->second.empty()) return std::optional<std::string>();
-    return std::optional<std::string>(write->second);
+    auto write = (*it)->values.find(key, hash);
+    if (write == (*it)->values.end()) continue;
+    const std::string& value = *write->second;
+    if (value.empty()) return std::optional<std::string>();
+    return std::optional<std::string>(value);
   }
   return std::nullopt;
 }
