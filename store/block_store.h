@@ -254,8 +254,9 @@ class BlockStore {
     // `writes` by key, pointing into it (which never changes once queued). A read at the tip
     // looks for its key in every queued block, newest first, and most keys are in none of them:
     // with a stream 32 blocks ahead, those B-tree descents through string compares took ~8% of
-    // tandemd's samples, on the guest's thread; probes with one hash per read take ~3%
-    // (benchmarks/README.md, "The stream window counts instances").
+    // tandemd's samples, on the guest's thread; probes with one hash per read take ~4% (the
+    // index built when queued included; benchmarks/README.md, "The stream window counts
+    // instances").
     using Index = absl::flat_hash_map<std::string_view, const std::string*>;
     Index values;
   };
