@@ -156,9 +156,9 @@ absl::Status ValidateConfig(const ServerConfig& config) {
                                                            config.stream_blocks_in_flight, ")"));
   }
   if (config.stream_instances_in_flight < 1 || config.stream_instances_in_flight > 64) {
-    return Invalid("stream_instances_in_flight",
-                   absl::StrCat("must be between 1 and 64 (got ",
-                                config.stream_instances_in_flight, ")"));
+    return Invalid(
+        "stream_instances_in_flight",
+        absl::StrCat("must be between 1 and 64 (got ", config.stream_instances_in_flight, ")"));
   }
   if (config.standby_pool < 1 || config.standby_pool > 16) {
     return Invalid("standby_pool",
