@@ -36,8 +36,9 @@ struct StreamLimits {
 // is settled: consecutive blocks on one instance (`none`, `threshold`) share it, but under
 // `block` each holds one of its own, with the guest's whole memory and a worker (a thread and its
 // V8 isolate): `max_instances` bounds those. Measured on real blocks (benchmarks/README.md, "The
-// stream window counts instances"): 32 blocks in flight instead of 8 gave `none` +19% blocks/s,
-// while under `block` 32 instances instead of 8 cost +30% CPU per block and -12% blocks/s.
+// stream window counts instances"): 32 blocks in flight instead of 8 gave `none` +12% blocks/s
+// (median of nine rounds), while under `block` 32 instances instead of 8 cost ~30% more CPU per
+// block and 12% fewer blocks/s (four rounds).
 //
 // `Block` is whatever the caller answers (proxy::PendingBlock in the service); each is added with
 // the generation of the instance it holds, 0 for none.
@@ -57,7 +58,6 @@ class StreamWindow {
     blocks_.push_back(Entry{std::move(block), instance_generation});
   }
   bool empty() const { return blocks_.empty(); }
-  size_t size() const { return blocks_.size(); }
   // REQUIRES: !empty().
   const Block& oldest() const { return blocks_.front().block; }
   void PopOldest() { blocks_.pop_front(); }
