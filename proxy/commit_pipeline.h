@@ -15,7 +15,6 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "proxy/managed_instance.h"
 #include "store/block_store.h"
 #include "util/mutex.h"
 
@@ -25,7 +24,7 @@ namespace tandem::proxy {
 struct InFlightBlock {
   uint32_t height = 0;
   std::string hash;
-  Lease ran_on;  // The instance that ran it: it has seen the block, committed or not.
+  uint64_t generation = 0;  // The instance that ran it (the pair holds the instance itself).
   absl::Time started;
 };
 

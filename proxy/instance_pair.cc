@@ -2,6 +2,8 @@
 // in the background, swapped atomically by policy. It owns every instance; the store only stores.
 #include "proxy/instance_pair.h"
 
+#include <algorithm>
+#include <limits>
 #include <utility>
 
 #include "absl/strings/escaping.h"
@@ -90,6 +92,11 @@ InstancePair::InstancePair(const engine::Module& module, store::BlockStore& stor
       slots_(*rules_, TableOptions(options_, module), StoredTip(store)),
       warmer_(std::make_unique<Warmer>(slots_, factory_, events, std::max(1, options_.warm_threads),
                                        options_.warm_deadline)),
+      // Only blocks that run on instances of their own hold distinct ones: under `none` and
+      // `threshold` the blocks in flight share the active, and giving it up frees nothing.
+      unsettled_(rules_->BlocksRunOnFreshInstance()
+                     ? static_cast<size_t>(std::max(1, options_.max_unsettled_instances))
+                     : std::numeric_limits<size_t>::max()),
       pipeline_(std::make_unique<CommitPipeline>(
           store,
           [this](const InFlightBlock& block, const absl::StatusOr<store::BlockRecord>& durable) {
@@ -295,8 +302,10 @@ absl::StatusOr<PendingBlock> InstancePair::BeginBlock(const BlockSubmission& blo
     Emit(events);
     return fail(status, lease->generation());
   }
-  pending.instance_generation_ = lease->generation();
-  pending.ticket_ = pipeline_->Add(InFlightBlock{block.height, hash, lease, started});
+  // Held before the pipeline may settle the block, which takes it back. A lease given up to make
+  // room is dropped when BeginBlock returns, and its worker retires the instance.
+  const Lease gave_up = unsettled_.Hold(block.height, lease);
+  pending.ticket_ = pipeline_->Add(InFlightBlock{block.height, hash, lease->generation(), started});
 
   if (rules_->AfterBlockCommitted() == AfterBlock::kReplaceNow) {
     pending.known_ = FinishBlock(pending);
@@ -317,7 +326,7 @@ absl::StatusOr<BlockOutcome> InstancePair::FinishBlock(const PendingBlock& pendi
   const InFlightBlock& block = pending.ticket_->block();
   BlockOutcome outcome;
   outcome.record = settled.record;
-  outcome.generation = block.ran_on->generation();
+  outcome.generation = block.generation;
   outcome.duration = settled.at - block.started;
   return outcome;
 }
@@ -329,11 +338,13 @@ bool InstancePair::IsFinished(const PendingBlock& pending) const {
 absl::Status InstancePair::SettleBlock(const InFlightBlock& block,
                                        const absl::StatusOr<store::BlockRecord>& durable) {
   Events events;
+  // Null when the instance was given up while the block was in flight (UnsettledInstances).
+  const Lease ran_on = unsettled_.Take(block.height);
   if (!durable.ok()) {
     // The instance has seen a block that is not committed: it must not serve again.
     absl::Status status = CommitFailure(block.height, durable.status());
-    slots_.RetireFailed(block.ran_on, status, CallKind::kBlock, events);
-    PairEvent failed = MakeEvent(PairEvent::Kind::kBlockFailed, block.ran_on->generation());
+    if (ran_on != nullptr) slots_.RetireFailed(ran_on, status, CallKind::kBlock, events);
+    PairEvent failed = MakeEvent(PairEvent::Kind::kBlockFailed, block.generation);
     failed.height = block.height;
     failed.call = CallKind::kBlock;
     DescribeFailure(status, failed);
@@ -341,18 +352,20 @@ absl::Status InstancePair::SettleBlock(const InFlightBlock& block,
     Emit(events);
     return status;
   }
-  slots_.BlockCommitted(block.ran_on, block.height);
-  switch (rules_->AfterBlockCommitted()) {
-    case AfterBlock::kPublish:
-      slots_.Publish(block.ran_on, SwapReason::kBlock, absl::Now(), events);
-      break;
-    case AfterBlock::kKeepActive:
-      slots_.AfterCall(block.ran_on, events);
-      break;
-    case AfterBlock::kReplaceNow:
-      break;  // BeginBlock replaces it, under the ingest lock, once this returns.
+  slots_.BlockCommitted(ran_on, block.height);
+  if (ran_on != nullptr) {
+    switch (rules_->AfterBlockCommitted()) {
+      case AfterBlock::kPublish:
+        slots_.Publish(ran_on, SwapReason::kBlock, absl::Now(), events);
+        break;
+      case AfterBlock::kKeepActive:
+        slots_.AfterCall(ran_on, events);
+        break;
+      case AfterBlock::kReplaceNow:
+        break;  // BeginBlock replaces it, under the ingest lock, once this returns.
+    }
   }
-  PairEvent committed = MakeEvent(PairEvent::Kind::kBlockCommitted, block.ran_on->generation());
+  PairEvent committed = MakeEvent(PairEvent::Kind::kBlockCommitted, block.generation);
   committed.height = block.height;
   committed.duration = absl::Now() - block.started;
   events.push_back(committed);
@@ -565,6 +578,8 @@ PairStatus InstancePair::Status() const {
   status.standbys_wanted = snapshot.wanted;
   status.historical_instances = snapshot.historical_instances;
   status.historical_instances_limit = static_cast<uint64_t>(options_.historical_instances);
+  status.unsettled_instances = unsettled_.held();
+  status.unsettled_instances_given_up = unsettled_.released();
   status.workers = factory_.WorkerStats();
   store::ReplayLogStats log = store_.replay_log().Stats();
   status.replay_log_calls = log.calls;

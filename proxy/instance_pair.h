@@ -25,6 +25,7 @@
 #include "proxy/slot_table.h"
 #include "proxy/store_reader.h"
 #include "proxy/swap_rules.h"
+#include "proxy/unsettled_instances.h"
 #include "proxy/warmer.h"
 #include "store/block_store.h"
 #include "util/mutex.h"
@@ -40,6 +41,10 @@ struct PairOptions {
   int standby_pool = 2;
   // Warm-ups that run at once (each on its own worker).
   int warm_threads = 2;
+  // Under `block`, the instances that ran blocks not yet settled, kept to become the active when
+  // their blocks settle (UnsettledInstances says what happens past this). Each holds a guest
+  // memory and a worker.
+  int max_unsettled_instances = 2;
   absl::Duration block_deadline = absl::Seconds(60);
   absl::Duration view_deadline = absl::Seconds(5);
   absl::Duration init_deadline = absl::Seconds(60);
@@ -82,15 +87,10 @@ struct BlockOutcome {
 class PendingBlock {
  public:
   uint32_t height() const { return height_; }
-  // The generation of the instance that ran the block, which the block keeps alive until it is
-  // settled (under `block`, a whole guest memory per block in flight); 0 when it holds none
-  // (its outcome was known at once).
-  uint64_t instance_generation() const { return instance_generation_; }
 
  private:
   friend class InstancePair;
   uint32_t height_ = 0;
-  uint64_t instance_generation_ = 0;
   // Known at once: a resubmission of a committed height, or a block whose commit BeginBlock
   // waited for (the `sync` baseline).
   std::optional<absl::StatusOr<BlockOutcome>> known_;
@@ -147,8 +147,10 @@ struct PairStatus {
   int standbys_wanted = 0;
   uint64_t replay_log_calls = 0;
   uint64_t replay_log_bytes = 0;
-  uint64_t historical_instances = 0;        // Instances kept for past heights now.
-  uint64_t historical_instances_limit = 0;  // At most this many (PairOptions).
+  uint64_t historical_instances = 0;          // Instances kept for past heights now.
+  uint64_t historical_instances_limit = 0;    // At most this many (PairOptions).
+  uint64_t unsettled_instances = 0;           // Held now by blocks in flight (UnsettledInstances).
+  uint64_t unsettled_instances_given_up = 0;  // Since the pair started.
   engine::WorkerPoolStats workers;
 };
 
@@ -295,6 +297,9 @@ class InstancePair : public engine::GuestMemoryReclaimer {
 
   // Serializes blocks, rollbacks and init calls: each changes what instances have seen.
   util::Mutex ingest_mu_;
+
+  // The instances that ran the blocks in flight, each published when its block settles.
+  UnsettledInstances unsettled_;
 
   // Blocks whose commits are queued and not yet settled. Destroyed first (in ~InstancePair):
   // settling uses the slots and the event sink.

@@ -158,7 +158,7 @@ void SlotTable::Withdraw(const Lease& lease, Events& events) {
 void SlotTable::BlockCommitted(const Lease& ran_on, uint32_t height) {
   util::MutexLock lock(&mu_);
   tip_ = height;
-  ran_on->bound_height = height;
+  if (ran_on != nullptr) ran_on->bound_height = height;
 }
 
 void SlotTable::VacateActive(const Lease& expected, SwapReason reason, Events& events) {

@@ -126,7 +126,8 @@ class SlotTable {
   // ---- Chain and replay log
 
   // A block committed at `height` after running on `ran_on`: the tip is `height`, and `ran_on`
-  // has seen it.
+  // has seen it. `ran_on` is null when the pair gave the instance up while the block was in
+  // flight (UnsettledInstances): then only the tip moves.
   void BlockCommitted(const Lease& ran_on, uint32_t height) ABSL_LOCKS_EXCLUDED(mu_);
   // Empties the active slot if `expected` still fills it (the `sync` baseline could not replace
   // it); the next READY standby fills it.

@@ -155,10 +155,9 @@ absl::Status ValidateConfig(const ServerConfig& config) {
     return Invalid("stream_blocks_in_flight", absl::StrCat("must be between 1 and 256 (got ",
                                                            config.stream_blocks_in_flight, ")"));
   }
-  if (config.stream_instances_in_flight < 1 || config.stream_instances_in_flight > 64) {
-    return Invalid(
-        "stream_instances_in_flight",
-        absl::StrCat("must be between 1 and 64 (got ", config.stream_instances_in_flight, ")"));
+  if (config.unsettled_instances < 1 || config.unsettled_instances > 64) {
+    return Invalid("unsettled_instances",
+                   absl::StrCat("must be between 1 and 64 (got ", config.unsettled_instances, ")"));
   }
   if (config.standby_pool < 1 || config.standby_pool > 16) {
     return Invalid("standby_pool",
@@ -221,6 +220,7 @@ proxy::PairOptions PairOptionsFromConfig(const ServerConfig& config) {
   options.standby_wait = config.standby_wait;
   options.historical_instances = config.historical_instances;
   options.standby_pool = config.standby_pool;
+  options.max_unsettled_instances = config.unsettled_instances;
   options.instance.create_deadline = config.warm_deadline;
   return options;
 }
@@ -228,7 +228,6 @@ proxy::PairOptions PairOptionsFromConfig(const ServerConfig& config) {
 StreamLimits StreamLimitsFromConfig(const ServerConfig& config) {
   StreamLimits limits;
   limits.max_blocks_in_flight = static_cast<size_t>(config.stream_blocks_in_flight);
-  limits.max_instances_in_flight = static_cast<size_t>(config.stream_instances_in_flight);
   return limits;
 }
 

@@ -61,10 +61,11 @@ struct ServerConfig {
   int historical_instances = 1;
   // READY standbys kept under `block` and `none` (and `threshold` past warm_at).
   int standby_pool = 2;
-  // How far one StreamBlocks call runs ahead of its answers: blocks, and the instances they hold
-  // (server/stream_window.h).
+  // How far one StreamBlocks call runs ahead of its answers (server/stream_window.h).
   int stream_blocks_in_flight = 32;
-  int stream_instances_in_flight = 8;
+  // Under `block`, the instances that ran blocks not yet durable and are kept to serve views once
+  // they are (proxy/unsettled_instances.h).
+  int unsettled_instances = 2;
   // Guest instances one connection's views may fail at once, and regain per second: past it, its
   // views get RESOURCE_EXHAUSTED (see PeerBudget).
   double view_failure_budget = 10;

@@ -132,10 +132,10 @@ ABSL_FLAG(int, standby_pool, 2,
 ABSL_FLAG(int, stream_blocks_in_flight, 32,
           "Blocks of one StreamBlocks call that may have run, their commits queued, before the "
           "oldest is answered (1-256). Each holds its writes in memory until it is durable.");
-ABSL_FLAG(int, stream_instances_in_flight, 8,
-          "Instances those blocks may hold (1-64): a block keeps the instance that ran it until "
-          "it is durable. Blocks on one instance share it (none, threshold); under "
-          "--swap_policy=block each holds its own, with its guest's whole memory.");
+ABSL_FLAG(int, unsettled_instances, 2,
+          "Under --swap_policy=block, instances kept by blocks that ran and are not durable yet "
+          "(1-64), each to answer views at its block's height once it is. Each holds its guest's "
+          "whole memory; past this, blocks in the middle of a backlog give theirs up.");
 ABSL_FLAG(double, view_failure_budget, 10,
           "Guest instances the views of one connection may fail (trap, abort) at once; past it, "
           "its views get RESOURCE_EXHAUSTED until the budget refills. Honest clients never "
@@ -230,7 +230,7 @@ absl::StatusOr<ServerConfig> ServerConfigFromFlags() {
   config.historical_instances = absl::GetFlag(FLAGS_historical_instances);
   config.standby_pool = absl::GetFlag(FLAGS_standby_pool);
   config.stream_blocks_in_flight = absl::GetFlag(FLAGS_stream_blocks_in_flight);
-  config.stream_instances_in_flight = absl::GetFlag(FLAGS_stream_instances_in_flight);
+  config.unsettled_instances = absl::GetFlag(FLAGS_unsettled_instances);
   config.view_failure_budget = absl::GetFlag(FLAGS_view_failure_budget);
   config.view_failure_refill_per_second = absl::GetFlag(FLAGS_view_failure_refill_per_second);
   config.shutdown_grace = absl::GetFlag(FLAGS_shutdown_grace);

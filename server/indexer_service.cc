@@ -193,8 +193,7 @@ class IndexerService::BlockStreamReactor final
         }
         return BlockFailure(next->height, begun.status());
       }
-      const uint64_t instance = begun->instance_generation();
-      in_flight.Add(*std::move(begun), instance);
+      in_flight.Add(*std::move(begun));
       // What is durable already is answered without waiting (unless gRPC is still sending the
       // previous answer); what is not is answered once the window is full. Either way after the
       // next block began: its commit overlapped that block's run.

@@ -281,6 +281,13 @@ Metrics::Metrics(std::shared_ptr<prometheus::Registry> registry)
           SingleGauge(*registry_, "tandem_historical_instances_limit",
                       "At most this many instances are kept for views below the tip "
                       "(--historical_instances).")),
+      unsettled_instances_(
+          SingleGauge(*registry_, "tandem_unsettled_instances",
+                      "Instances that ran blocks not durable yet, held to serve their heights.")),
+      unsettled_instances_given_up_(SingleCounter(
+          *registry_, "tandem_unsettled_instances_given_up_total",
+          "Instances of blocks in flight given up past --unsettled_instances; their blocks "
+          "settled without becoming the active.")),
       host_memory_budget_bytes_(
           SingleGauge(*registry_, "tandem_host_memory_budget_bytes",
                       "Guest memory all instances together may commit (--host_memory_budget, or "
@@ -582,6 +589,12 @@ void Metrics::UpdateFromStatus(const proxy::PairStatus& status) {
   replay_log_bytes_.Set(static_cast<double>(status.replay_log_bytes));
   historical_instances_.Set(static_cast<double>(status.historical_instances));
   historical_instances_limit_.Set(static_cast<double>(status.historical_instances_limit));
+  unsettled_instances_.Set(static_cast<double>(status.unsettled_instances));
+  if (status.unsettled_instances_given_up > unsettled_given_up_seen_) {
+    unsettled_instances_given_up_.Increment(
+        static_cast<double>(status.unsettled_instances_given_up - unsettled_given_up_seen_));
+    unsettled_given_up_seen_ = status.unsettled_instances_given_up;
+  }
 }
 
 void Metrics::UpdateStore(const store::BlockStore& store) {

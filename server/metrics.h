@@ -109,7 +109,10 @@ struct BuildInfo {
 //     WARMING, READY, FAILED; 1 for the state in force, 0 for the others), tandem_swap_due (0/1),
 //     tandem_consecutive_warm_failures, tandem_tip_height (-1 while no block is committed),
 //     tandem_replay_log_calls, tandem_replay_log_bytes, tandem_historical_instances (kept now),
-//     tandem_historical_instances_limit (--historical_instances).
+//     tandem_historical_instances_limit (--historical_instances), tandem_unsettled_instances
+//     (instances that ran blocks not yet durable, held to serve their heights),
+//     tandem_unsettled_instances_given_up_total (of those, given up past --unsettled_instances:
+//     their blocks settled unpublished; advanced by what the status counted since the last scrape).
 //   From UpdateHostMemory (at each scrape):
 //     tandem_host_memory_budget_bytes (what guest memory may commit),
 //     tandem_guest_memory_committed_bytes (what all instances commit now).
@@ -187,6 +190,8 @@ class Metrics final : public proxy::PairEventSink {
   prometheus::Gauge& replay_log_bytes_;
   prometheus::Gauge& historical_instances_;
   prometheus::Gauge& historical_instances_limit_;
+  prometheus::Gauge& unsettled_instances_;
+  prometheus::Counter& unsettled_instances_given_up_;
   prometheus::Gauge& host_memory_budget_bytes_;
   prometheus::Gauge& guest_memory_committed_bytes_;
 
@@ -250,6 +255,9 @@ class Metrics final : public proxy::PairEventSink {
   util::Mutex update_mu_;
   // The policy label of the configuration gauges' series; empty before the first update.
   std::string policy_label_ ABSL_GUARDED_BY(update_mu_);
+  // The status's count of instances given up at the last scrape: the counter advances by the
+  // difference.
+  uint64_t unsettled_given_up_seen_ ABSL_GUARDED_BY(update_mu_) = 0;
   // The series of build_info_ in force, or null before SetBuildInfo.
   prometheus::Gauge* build_info_series_ ABSL_GUARDED_BY(update_mu_) = nullptr;
 

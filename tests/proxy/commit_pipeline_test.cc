@@ -47,7 +47,7 @@ TEST(CommitPipelineTest, SettlesEveryBlockOnceInQueueOrderWithTheStoresOutcome) 
     store::BlockCommit commit = Commit(height);
     const std::string hash = commit.hash;
     ASSERT_TRUE(store->QueueCommit(std::move(commit)).ok());
-    tickets.push_back(pipeline.Add(InFlightBlock{height, hash, nullptr, absl::Now()}));
+    tickets.push_back(pipeline.Add(InFlightBlock{height, hash, 0, absl::Now()}));
   }
   for (const auto& ticket : tickets) {
     absl::StatusOr<CommitPipeline::Settled> outcome =
@@ -82,7 +82,7 @@ TEST(CommitPipelineTest, AwaitAndDrainEndAtTheirDeadlinesAndTheBlockIsStillSettl
   const std::string hash = commit.hash;
   ASSERT_TRUE(store->QueueCommit(std::move(commit)).ok());
   std::shared_ptr<CommitPipeline::Ticket> ticket =
-      pipeline.Add(InFlightBlock{1, hash, nullptr, absl::Now()});
+      pipeline.Add(InFlightBlock{1, hash, 0, absl::Now()});
   EXPECT_EQ(pipeline.Last()->height, 1u);
 
   absl::StatusOr<CommitPipeline::Settled> early =
@@ -119,8 +119,8 @@ TEST(CommitPipelineTest, ASettleErrorIsWhatTheCallerGetsAndAFailedWriteIsNeverAS
   store::BlockCommit commit = Commit(1);
   const std::string hash = commit.hash;
   ASSERT_TRUE(store->QueueCommit(std::move(commit)).ok());
-  auto refused = pipeline.Add(InFlightBlock{1, hash, nullptr, absl::Now()});
-  auto never_queued = pipeline.Add(InFlightBlock{7, "x", nullptr, absl::Now()});
+  auto refused = pipeline.Add(InFlightBlock{1, hash, 0, absl::Now()});
+  auto never_queued = pipeline.Add(InFlightBlock{7, "x", 0, absl::Now()});
   absl::StatusOr<CommitPipeline::Settled> first =
       pipeline.Await(*refused, absl::Now() + absl::Seconds(30));
   EXPECT_TRUE(absl::IsUnavailable(first.status())) << first.status();

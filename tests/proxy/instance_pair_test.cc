@@ -3,8 +3,10 @@
 #include "proxy/instance_pair.h"
 
 #include <atomic>
+#include <future>
 #include <map>
 #include <random>
+#include <set>
 #include <thread>
 
 #include "gmock/gmock.h"
@@ -196,7 +198,7 @@ TEST(InstancePairTest, ViewsBlocksAndManualSwapsUnderLoadNeverFailACall) {
 // What a stream's window counts (server/stream_window.h): the instance each pending block holds,
 // shared by consecutive blocks under `none`, one per block under `block`, none for a block known
 // at once; and whether FinishBlock would wait.
-TEST(InstancePairTest, PendingBlocksNameTheInstanceTheyHoldAndSayWhenTheyAreFinished) {
+TEST(InstancePairTest, PendingBlocksSayWhenTheyAreFinished) {
   auto module = LoadGuestOrDie("bitcoin_indexer");
   const std::vector<std::string> blocks = testing::FixtureThenGeneratedBlocks(3);
   for (SwapPolicy policy : {SwapPolicy::kNone, SwapPolicy::kBlock}) {
@@ -210,24 +212,79 @@ TEST(InstancePairTest, PendingBlocksNameTheInstanceTheyHoldAndSayWhenTheyAreFini
     ASSERT_TRUE(first.ok()) << first.status();
     absl::StatusOr<PendingBlock> second = pair.BeginBlock(Block(2, blocks[1]));
     ASSERT_TRUE(second.ok()) << second.status();
-    EXPECT_NE(first->instance_generation(), 0u);
-    if (policy == SwapPolicy::kNone) {
-      EXPECT_EQ(first->instance_generation(), second->instance_generation());
-    } else {
-      EXPECT_NE(first->instance_generation(), second->instance_generation());
-    }
     ASSERT_TRUE(pair.FinishBlock(*second).ok());
     // Settled in order: the first block was settled before the second.
     EXPECT_TRUE(pair.IsFinished(*first));
     EXPECT_TRUE(pair.IsFinished(*second));
     ASSERT_TRUE(pair.FinishBlock(*first).ok());
+    EXPECT_EQ(pair.Status().unsettled_instances, 0u);
 
-    // A resubmission is known at once and holds no instance.
+    // A resubmission is known at once.
     absl::StatusOr<PendingBlock> again = pair.BeginBlock(Block(2, blocks[1]));
     ASSERT_TRUE(again.ok()) << again.status();
-    EXPECT_EQ(again->instance_generation(), 0u);
     EXPECT_TRUE(pair.IsFinished(*again));
   }
+}
+
+// Holds the pair's settling thread inside the event of block 1's commit until released, so that
+// the blocks begun meanwhile stay in flight, unsettled.
+class SettleGate : public PairEventSink {
+ public:
+  void OnPairEvent(const PairEvent& event) override {
+    if (event.kind == PairEvent::Kind::kBlockCommitted && event.height == 1) {
+      reached_.set_value();
+      // Bounded, so that a failed test ends instead of holding the pair's destructor forever.
+      released_.get_future().wait_for(std::chrono::seconds(30));
+    }
+  }
+  void WaitUntilHeld() { reached_.get_future().wait(); }
+  void Release() { released_.set_value(); }
+
+ private:
+  std::promise<void> reached_;
+  std::promise<void> released_;
+};
+
+TEST(InstancePairTest, UnderBlockBlocksInFlightPastTheLimitGiveTheirInstancesUpButNotTheNewest) {
+  auto module = LoadGuestOrDie("bitcoin_indexer");
+  const std::vector<std::string> blocks = testing::FixtureThenGeneratedBlocks(5);
+  store::testing::TempDir dir;
+  auto store = OpenStoreOrDie(dir.path() / "db");
+  SettleGate gate;
+  PairOptions options = FastOptions(SwapPolicy::kBlock);
+  options.max_unsettled_instances = 2;
+  InstancePair pair(*module, *store, options, &gate);
+  ASSERT_TRUE(pair.WaitUntilReady(kReady).ok());
+  std::vector<PendingBlock> pending;
+  for (uint32_t height = 1; height <= 5; ++height) {
+    absl::StatusOr<PendingBlock> begun = pair.BeginBlock(Block(height, blocks[height - 1]));
+    ASSERT_TRUE(begun.ok()) << height << ": " << begun.status();
+    pending.push_back(*begun);
+    if (height == 1) gate.WaitUntilHeld();  // Block 1 is settling; 2-5 stay in flight.
+  }
+  // 2 and 5 keep theirs: the oldest in flight settles first, the newest is the active last.
+  EXPECT_EQ(pair.Status().unsettled_instances, 2u);
+  EXPECT_EQ(pair.Status().unsettled_instances_given_up, 2u);
+  gate.Release();
+  std::vector<uint64_t> ran_on;
+  for (const PendingBlock& block : pending) {
+    absl::StatusOr<BlockOutcome> outcome = pair.FinishBlock(block);
+    ASSERT_TRUE(outcome.ok()) << block.height() << ": " << outcome.status();
+    ran_on.push_back(outcome->generation);
+  }
+  EXPECT_EQ(std::set<uint64_t>(ran_on.begin(), ran_on.end()).size(), 5u)
+      << "every block ran on an instance of its own";
+  PairStatus status = pair.Status();
+  EXPECT_EQ(status.tip, 5u);
+  EXPECT_EQ(status.unsettled_instances, 0u);
+  EXPECT_EQ(status.active.generation, ran_on[4]) << "the newest block's instance serves the tip";
+  absl::StatusOr<ViewOutcome> at_tip = pair.View("block_summary", std::nullopt, "");
+  ASSERT_TRUE(at_tip.ok()) << at_tip.status();
+  EXPECT_EQ(at_tip->generation, ran_on[4]);
+  // A height whose block gave its instance up is served by a fresh one.
+  absl::StatusOr<ViewOutcome> at_three = pair.View("block_summary", 3, "");
+  ASSERT_TRUE(at_three.ok()) << at_three.status();
+  EXPECT_THAT(ran_on, ::testing::Not(::testing::Contains(at_three->generation)));
 }
 
 TEST(InstancePairTest, RunawayWarmIsAbandonedRetriedAndTheActiveKeepsServingUnderThreshold) {

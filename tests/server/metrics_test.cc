@@ -106,13 +106,26 @@ class MetricsTest : public ::testing::Test {
 // that rate() and the dashboard have series before the first event.
 TEST_F(MetricsTest, EveryFamilyExistsBeforeAnyEvent) {
   Scrape scrape = Serialize(*registry_);
-  for (const char* family :
-       {"tandem_instance_memory_limit_bytes", "tandem_standby_state", "tandem_swaps_total",
-        "tandem_swap_pause_seconds", "tandem_warm_seconds", "tandem_warm_failures_total",
-        "tandem_replay_log_calls", "tandem_replay_log_bytes", "tandem_blocks_total",
-        "tandem_block_seconds", "tandem_tip_height", "tandem_views_total", "tandem_view_seconds",
-        "tandem_db_disk_bytes", "tandem_historical_instances", "tandem_historical_instances_limit",
-        "tandem_instance_failures_total", "tandem_watch_events_dropped_total"}) {
+  for (const char* family : {"tandem_instance_memory_limit_bytes",
+                             "tandem_standby_state",
+                             "tandem_swaps_total",
+                             "tandem_swap_pause_seconds",
+                             "tandem_warm_seconds",
+                             "tandem_warm_failures_total",
+                             "tandem_replay_log_calls",
+                             "tandem_replay_log_bytes",
+                             "tandem_blocks_total",
+                             "tandem_block_seconds",
+                             "tandem_tip_height",
+                             "tandem_views_total",
+                             "tandem_view_seconds",
+                             "tandem_db_disk_bytes",
+                             "tandem_historical_instances",
+                             "tandem_historical_instances_limit",
+                             "tandem_instance_failures_total",
+                             "tandem_watch_events_dropped_total",
+                             "tandem_unsettled_instances",
+                             "tandem_unsettled_instances_given_up_total"}) {
     EXPECT_THAT(scrape.text, HasSubstr(absl::StrCat("# TYPE ", family, " "))) << family;
   }
   // The gRPC families get their series (service, method, code) with the first call; a family
@@ -388,6 +401,8 @@ proxy::PairStatus SomeStatus() {
   status.replay_log_bytes = 1234;
   status.historical_instances = 1;
   status.historical_instances_limit = 4;
+  status.unsettled_instances = 3;
+  status.unsettled_instances_given_up = 2;
   status.active.memory.heap_used_bytes = 700'000;
   status.active.memory.heap_total_bytes = 1'200'000;
   status.active.memory.heap_limit_bytes = 256 << 20;
@@ -418,6 +433,8 @@ TEST_F(MetricsTest, StatusSetsTheGaugesAndAnEmptySlotHasNoSeries) {
   EXPECT_EQ(scrape.Value("tandem_replay_log_bytes"), 1234);
   EXPECT_EQ(scrape.Value("tandem_historical_instances"), 1);
   EXPECT_EQ(scrape.Value("tandem_historical_instances_limit"), 4);
+  EXPECT_EQ(scrape.Value("tandem_unsettled_instances"), 3);
+  EXPECT_EQ(scrape.Value("tandem_unsettled_instances_given_up_total"), 2);
   EXPECT_EQ(scrape.Value("tandem_warm_at_ratio{policy=\"threshold\"}"), 0.6);
   EXPECT_EQ(scrape.Value("tandem_swap_at_ratio{policy=\"threshold\"}"), 0.85);
 
@@ -426,8 +443,11 @@ TEST_F(MetricsTest, StatusSetsTheGaugesAndAnEmptySlotHasNoSeries) {
   status.standby.memory_bytes = 1 << 20;
   status.standby.memory.heap_used_bytes = 300'000;
   status.standby_state = proxy::StandbyState::kReady;
+  status.unsettled_instances_given_up = 5;
   metrics_.UpdateFromStatus(status);
   scrape = Serialize(*registry_);
+  // The counter follows the status's total, advanced by what was counted since the last scrape.
+  EXPECT_EQ(scrape.Value("tandem_unsettled_instances_given_up_total"), 5);
   EXPECT_EQ(scrape.Value("tandem_instance_memory_bytes{slot=\"standby\"}"), 1 << 20);
   EXPECT_EQ(scrape.Value("tandem_instance_generation{slot=\"standby\"}"), 6);
   EXPECT_EQ(scrape.Value("tandem_instance_v8_heap_used_bytes{slot=\"standby\"}"), 300'000);

@@ -1,0 +1,41 @@
+// The instances that ran blocks not settled yet, held so that each can be published when its block
+// settles, and how many of them may be held at once. Bookkeeping only: it never runs a call.
+#include "proxy/unsettled_instances.h"
+
+#include <iterator>
+#include <utility>
+
+namespace tandem::proxy {
+
+Lease UnsettledInstances::Hold(uint32_t height, Lease ran_on) {
+  util::MutexLock lock(&mu_);
+  by_height_.emplace_hint(by_height_.end(), height, std::move(ran_on));
+  if (by_height_.size() <= capacity_) return nullptr;
+  // The newest but one: with a capacity of 1 that is the oldest, otherwise one of the middle.
+  auto victim = std::prev(by_height_.end(), 2);
+  Lease released = std::move(victim->second);
+  by_height_.erase(victim);
+  ++released_;
+  return released;
+}
+
+Lease UnsettledInstances::Take(uint32_t height) {
+  util::MutexLock lock(&mu_);
+  auto it = by_height_.find(height);
+  if (it == by_height_.end()) return nullptr;
+  Lease taken = std::move(it->second);
+  by_height_.erase(it);
+  return taken;
+}
+
+size_t UnsettledInstances::held() const {
+  util::MutexLock lock(&mu_);
+  return by_height_.size();
+}
+
+uint64_t UnsettledInstances::released() const {
+  util::MutexLock lock(&mu_);
+  return released_;
+}
+
+}  // namespace tandem::proxy
