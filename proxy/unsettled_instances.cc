@@ -5,6 +5,8 @@
 #include <iterator>
 #include <utility>
 
+#include "absl/container/flat_hash_set.h"
+
 namespace tandem::proxy {
 
 Lease UnsettledInstances::Hold(uint32_t height, Lease ran_on) {
@@ -30,7 +32,10 @@ Lease UnsettledInstances::Take(uint32_t height) {
 
 size_t UnsettledInstances::held() const {
   util::MutexLock lock(&mu_);
-  return by_height_.size();
+  // Under `none` and `threshold` consecutive blocks share one instance: counted once.
+  absl::flat_hash_set<const ManagedInstance*> distinct;
+  for (const auto& [height, lease] : by_height_) distinct.insert(lease.get());
+  return distinct.size();
 }
 
 uint64_t UnsettledInstances::released() const {

@@ -41,6 +41,7 @@ class UnsettledInstances {
   // held).
   Lease Take(uint32_t height) ABSL_LOCKS_EXCLUDED(mu_);
 
+  // The distinct instances held.
   size_t held() const ABSL_LOCKS_EXCLUDED(mu_);
   // Instances given up since construction.
   uint64_t released() const ABSL_LOCKS_EXCLUDED(mu_);

@@ -56,6 +56,16 @@ TEST(UnsettledInstancesTest, WithCapacityOneOnlyTheNewestKeepsItsInstance) {
   EXPECT_EQ(held.Take(6), two);
 }
 
+TEST(UnsettledInstancesTest, BlocksOnOneInstanceCountItOnce) {
+  testing::LeaseMaker leases;
+  UnsettledInstances held(8);
+  Lease active = leases.Make(1);
+  for (uint32_t height = 1; height <= 5; ++height) EXPECT_EQ(held.Hold(height, active), nullptr);
+  EXPECT_EQ(held.held(), 1u);
+  EXPECT_EQ(held.Take(1), active);
+  EXPECT_EQ(held.held(), 1u);
+}
+
 TEST(UnsettledInstancesTest, TakingABlockMakesRoomForTheNextWithoutGivingUp) {
   testing::LeaseMaker leases;
   UnsettledInstances held(2);
