@@ -579,7 +579,7 @@ PairStatus InstancePair::Status() const {
   status.historical_instances = snapshot.historical_instances;
   status.historical_instances_limit = static_cast<uint64_t>(options_.historical_instances);
   status.unsettled_instances = unsettled_.held();
-  status.unsettled_instances_given_up = unsettled_.released();
+  status.unsettled_instances_given_up = unsettled_.given_up();
   status.workers = factory_.WorkerStats();
   store::ReplayLogStats log = store_.replay_log().Stats();
   status.replay_log_calls = log.calls;

@@ -15,10 +15,10 @@ Lease UnsettledInstances::Hold(uint32_t height, Lease ran_on) {
   if (by_height_.size() <= capacity_) return nullptr;
   // The newest but one: with a capacity of 1 that is the oldest, otherwise one of the middle.
   auto victim = std::prev(by_height_.end(), 2);
-  Lease released = std::move(victim->second);
+  Lease gave_up = std::move(victim->second);
   by_height_.erase(victim);
-  ++released_;
-  return released;
+  ++given_up_;
+  return gave_up;
 }
 
 Lease UnsettledInstances::Take(uint32_t height) {
@@ -38,9 +38,9 @@ size_t UnsettledInstances::held() const {
   return distinct.size();
 }
 
-uint64_t UnsettledInstances::released() const {
+uint64_t UnsettledInstances::given_up() const {
   util::MutexLock lock(&mu_);
-  return released_;
+  return given_up_;
 }
 
 }  // namespace tandem::proxy

@@ -44,13 +44,13 @@ class UnsettledInstances {
   // The distinct instances held.
   size_t held() const ABSL_LOCKS_EXCLUDED(mu_);
   // Instances given up since construction.
-  uint64_t released() const ABSL_LOCKS_EXCLUDED(mu_);
+  uint64_t given_up() const ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
   const size_t capacity_;
   mutable util::Mutex mu_;
   std::map<uint32_t, Lease> by_height_ ABSL_GUARDED_BY(mu_);
-  uint64_t released_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t given_up_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace tandem::proxy

@@ -22,7 +22,7 @@ TEST(UnsettledInstancesTest, EveryBlockKeepsItsInstanceWithinTheCapacity) {
   EXPECT_EQ(held.Take(11), two);
   EXPECT_EQ(held.Take(12), three);
   EXPECT_EQ(held.held(), 0u);
-  EXPECT_EQ(held.released(), 0u);
+  EXPECT_EQ(held.given_up(), 0u);
 }
 
 TEST(UnsettledInstancesTest, PastTheCapacityTheNewestButOneGivesItsInstanceUp) {
@@ -38,7 +38,7 @@ TEST(UnsettledInstancesTest, PastTheCapacityTheNewestButOneGivesItsInstanceUp) {
   EXPECT_EQ(held.Hold(3, three), two);
   EXPECT_EQ(held.Hold(4, four), three);
   EXPECT_EQ(held.held(), 2u);
-  EXPECT_EQ(held.released(), 2u);
+  EXPECT_EQ(held.given_up(), 2u);
   EXPECT_EQ(held.Take(1), one);
   EXPECT_EQ(held.Take(2), nullptr);  // Its block settles without publishing.
   EXPECT_EQ(held.Take(3), nullptr);
@@ -73,7 +73,7 @@ TEST(UnsettledInstancesTest, TakingABlockMakesRoomForTheNextWithoutGivingUp) {
   EXPECT_EQ(held.Hold(2, leases.Make(2)), nullptr);
   EXPECT_NE(held.Take(1), nullptr);
   EXPECT_EQ(held.Hold(3, leases.Make(3)), nullptr);
-  EXPECT_EQ(held.released(), 0u);
+  EXPECT_EQ(held.given_up(), 0u);
 }
 
 }  // namespace
